@@ -1,0 +1,239 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""sqlite3 pragmas: rosbag2 storage-config files, presets, and applying them.
+
+The config file format and its validation are rosbag2's (``rosbag2_storage_sqlite3``
+``parse_pragmas``): a YAML mapping whose ``write: pragmas:`` list holds entries like
+``"journal_mode = MEMORY"`` or ``"cache_size(1000)"``; entries containing ``'``,
+``;`` or ``"`` and entries starting with ``=`` or ``(`` are rejected. Pragmas of the
+config file win over those of the preset, as in rosbag2.
+
+Unlike rosbag2, which applies pragmas in hash-map order, they are applied in a fixed
+order: ``page_size``, ``auto_vacuum`` and ``encoding`` first (they only take effect
+on an empty database, and ``page_size`` cannot change once the database is in WAL
+mode), then ``journal_mode``, then the rest in file order. Each assignment is read
+back with ``PRAGMA name;`` and a value that did not take raises ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import re
+from typing import TYPE_CHECKING
+
+import yaml
+
+from sensr_bridge.errors import ConfigError
+
+if TYPE_CHECKING:
+    import sqlite3
+
+Pragma = tuple[str, str]
+"""A pragma name (optionally ``schema.name``) and its value ('' for a bare statement)."""
+
+# Presets, measured with ``python -m sensr_bridge.bench_storage`` on 14.7 MB
+# PointCloud2 messages in batches of 4 (2-core VM, ext4 on virtio disk; see the
+# report in the package docs):
+#
+#   preset            journal/sync     write MB/s  SIGKILL mid-batch
+#   rosbag2_default   MEMORY/OFF       ~fastest    not safe: an interrupted batch can
+#                                                  leave a malformed database
+#   crash_safe        TRUNCATE/OFF     same speed  safe: hot journal rolls the batch back
+#   resilient         WAL/NORMAL       ~half       safe, but every byte is written twice
+#
+# A rollback journal costs nothing here because SQLite does not journal pages appended
+# beyond the file's size at the start of the transaction, and an append-only bag only
+# rewrites a few b-tree pages per batch. synchronous=OFF skips fsync, so none of these
+# survives power loss or a kernel crash; only 'resilient' (WAL + NORMAL) limits a power
+# loss to the last transactions. Hence the default: 'crash_safe'.
+PRESETS: dict[str, tuple[Pragma, ...]] = {
+    'crash_safe': (('journal_mode', 'TRUNCATE'), ('synchronous', 'OFF')),
+    'rosbag2_default': (('journal_mode', 'MEMORY'), ('synchronous', 'OFF')),
+    'resilient': (('journal_mode', 'WAL'), ('synchronous', 'NORMAL')),
+}
+DEFAULT_PRESET = 'crash_safe'
+"""What the presets '' and 'none' mean for this package's sqlite3 writer."""
+
+_FIRST = ('page_size', 'auto_vacuum', 'encoding', 'journal_mode')
+_FORBIDDEN = re.compile('[\';"]')
+_NAME = re.compile(r'^(?:[A-Za-z_]\w*\.)?[A-Za-z_]\w*$')
+_ENTRY = re.compile(r'^(?P<name>[^=(]*?)\s*(?:=\s*(?P<eq>.*?)|\((?P<paren>.*)\))?\s*$')
+_SYMBOLS = {
+    'synchronous': {'off': '0', 'normal': '1', 'full': '2', 'extra': '3'},
+    'auto_vacuum': {'none': '0', 'full': '1', 'incremental': '2'},
+    'temp_store': {'default': '0', 'file': '1', 'memory': '2'},
+    'secure_delete': {'fast': '2'},
+}
+_BOOLEANS = {'on': '1', 'true': '1', 'yes': '1', 'off': '0', 'false': '0', 'no': '0'}
+
+
+def preset_names() -> list[str]:
+    """The accepted preset names.
+
+    Returns:
+        '' and 'none' (the default preset) followed by the named presets.
+
+    """
+    return ['', 'none', *PRESETS]
+
+
+def preset_pragmas(preset: str) -> tuple[Pragma, ...]:
+    """The pragmas of a preset.
+
+    Args:
+        preset: A name from ``preset_names()``.
+
+    Returns:
+        The pragmas.
+
+    Raises:
+        ConfigError: Unknown preset.
+
+    """
+    name = DEFAULT_PRESET if preset in ('', 'none') else preset
+    if name not in PRESETS:
+        msg = f'unknown sqlite3 storage preset {preset!r}; valid: {preset_names()}'
+        raise ConfigError(msg)
+    return PRESETS[name]
+
+
+def parse_pragma(entry: str) -> Pragma:
+    """Parse one pragma entry of a storage config file.
+
+    Args:
+        entry: e.g. 'journal_mode = WAL', 'cache_size(1000)' or 'schema_version'.
+
+    Returns:
+        The name and value ('' if the entry has none).
+
+    Raises:
+        ConfigError: Forbidden characters, or not of the form above.
+
+    """
+    text = entry.strip()
+    bad = _FORBIDDEN.search(text)
+    if bad:
+        msg = (f'invalid character {bad.group()} in sqlite3 pragma {entry!r}; '
+               f'avoid the characters \';"')
+        raise ConfigError(msg)
+    if text.startswith(('=', '(')):
+        msg = f'incorrect storage setting syntax: {entry!r}'
+        raise ConfigError(msg)
+    match = _ENTRY.match(text)
+    name = match.group('name') if match else ''
+    if not _NAME.match(name):
+        msg = f'incorrect storage setting syntax: {entry!r} (expected "name = value")'
+        raise ConfigError(msg)
+    value = match.group('eq') if match.group('eq') is not None else match.group('paren') or ''
+    return name, value.strip()
+
+
+def parse_storage_config(path: str | Path) -> list[Pragma]:
+    """Read the ``write: pragmas:`` list of a rosbag2 sqlite3 storage config file.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The pragmas in file order (a later entry for the same name replaces an earlier).
+
+    Raises:
+        ConfigError: The file cannot be read, lacks ``write: pragmas:``, or has a bad
+            entry.
+
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding='utf-8'))
+        entries = data['write']['pragmas']
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
+        msg = f'exception on parsing sqlite3 config file {path}: {err!r}'
+        raise ConfigError(msg) from err
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        msg = f'sqlite3 config file {path}: write.pragmas must be a list of strings'
+        raise ConfigError(msg)
+    pragmas: dict[str, str] = {}
+    for entry in entries:
+        if entry.strip():
+            name, value = parse_pragma(entry)
+            pragmas[name] = value
+    return list(pragmas.items())
+
+
+def _base_name(name: str) -> str:
+    return name.rsplit('.', 1)[-1].lower()
+
+
+def resolve_pragmas(preset: str, config_uri: str | Path = '') -> list[Pragma]:
+    """Combine a config file and a preset into the pragmas to apply, in apply order.
+
+    Args:
+        preset: Preset name ('' or 'none' mean ``DEFAULT_PRESET``).
+        config_uri: rosbag2 storage config file, or '' for none.
+
+    Returns:
+        The pragmas, ordered as they must be applied.
+
+    Raises:
+        ConfigError: Unknown preset or bad config file.
+
+    """
+    chosen = parse_storage_config(config_uri) if config_uri else []
+    names = {_base_name(name) for name, _ in chosen}
+    # The config file wins: preset pragmas only fill names the file does not set.
+    chosen += [p for p in preset_pragmas(preset) if _base_name(p[0]) not in names]
+
+    def order(pragma: Pragma) -> int:
+        base = _base_name(pragma[0])
+        return _FIRST.index(base) if base in _FIRST else len(_FIRST)
+
+    return sorted(chosen, key=order)
+
+
+def _normalize(name: str, value: str) -> str:
+    text = str(value).strip().lower()
+    text = _SYMBOLS.get(_base_name(name), {}).get(text, _BOOLEANS.get(text, text))
+    try:
+        return str(int(text))
+    except ValueError:
+        return text
+
+
+def apply_pragmas(conn: sqlite3.Connection, pragmas: list[Pragma]) -> None:
+    """Apply pragmas in order and check that each assignment took.
+
+    Args:
+        conn: An open connection, before any table is created.
+        pragmas: From ``resolve_pragmas``.
+
+    Raises:
+        ConfigError: sqlite rejected a pragma, or reads back another value.
+
+    """
+    import sqlite3
+
+    for name, value in pragmas:
+        statement = f'PRAGMA {name} = {value}' if value else f'PRAGMA {name}'
+        try:
+            conn.execute(statement).fetchall()
+            if not value:
+                continue
+            row = conn.execute(f'PRAGMA {name}').fetchone()
+        except sqlite3.Error as err:
+            msg = f'sqlite3 rejected "{statement}": {err}'
+            raise ConfigError(msg) from err
+        if row is None or _normalize(name, row[0]) != _normalize(name, value):
+            actual = 'nothing (unknown pragma?)' if row is None else repr(row[0])
+            msg = f'sqlite3 pragma "{name} = {value}" did not take: it reads back {actual}'
+            raise ConfigError(msg)
+
+
+def write_storage_config(path: str | Path, pragmas: list[Pragma]) -> None:
+    """Write pragmas as a rosbag2 sqlite3 storage config file.
+
+    Args:
+        path: Output file.
+        pragmas: The pragmas.
+
+    """
+    entries = [f'{name} = {value}' if value else name for name, value in pragmas]
+    Path(path).write_text(yaml.safe_dump({'write': {'pragmas': entries}}), encoding='utf-8')

@@ -1,0 +1,486 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""The bridge node: SENSR websockets to PointCloud2, markers, events, health and diagnostics.
+
+Threads: one receiving thread per SENSR port (:class:`~sensr_bridge.client.SensrClient`);
+point frames go to the decoder (inline thread or process pool) whose result thread
+publishes the clouds; output frames go through a bounded queue to one thread that parses
+and publishes them. Executor callbacks only run diagnostics. Every queue is bounded and
+every drop is counted, logged (throttled) and reported in ``/diagnostics``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import String, UInt8MultiArray
+from visualization_msgs.msg import MarkerArray
+
+from sensr_bridge import cdr, cloud, decode, outputs, protocol
+from sensr_bridge.client import ClientOptions, SensrClient
+from sensr_bridge.errors import ConfigError, DecodeError
+from sensr_bridge.stats import Counters, LatencyWindow
+
+if TYPE_CHECKING:
+    from rclpy.lifecycle import LifecyclePublisher
+
+OUTPUT_LABEL = 'sensr_proto.OutputMessage'
+
+PARAMETERS: list[tuple[str, Any, str]] = [
+    ('host', '127.0.0.1', 'SENSR master host name or address.'),
+    ('output_port', protocol.OUTPUT_PORT, 'Port of the output stream (OutputMessage); 0 = off.'),
+    ('point_port', protocol.POINT_PORT, 'Port of the point stream (PointResult); 0 = off.'),
+    ('use_tls', False, 'Connect with wss:// (SENSR security.enable_ssl).'),
+    ('ca_file', '', 'CA certificate (sensr-ca.crt) that signed the SENSR server certificate.'),
+    ('tls_check_hostname', True, 'Check the server name against its certificate.'),
+    ('sensr_version', '3.1', "SENSR schema generation: '3.1' (3.1 and later) or '3.0'."),
+    ('frame_id', 'sensr', 'Frame id of every published message (SENSR world frame).'),
+    ('stamp_source', 'sensr',
+     "'sensr': output topics stamped with OutputMessage.timestamp; 'receive': receive time. "
+     'Clouds are always stamped with their receive time (PointResult has no timestamp).'),
+    ('cloud_mode', decode.MERGED,
+     "'merged': one cloud per frame on points; 'per_type': points/ground, points/background, "
+     'points/raw.'),
+    ('cloud_type_field', True, 'Add the uint8 per-point SENSR cloud type to merged clouds.'),
+    ('cloud_types', [0], 'SENSR cloud types to publish (1 ground, 2 background, 3 raw); '
+     '[0] = all.'),
+    ('publish_object_points', True, 'Publish object_points from Object.points (port 5050).'),
+    ('publish_markers', True, 'Publish objects/markers and zones/markers for RViz.'),
+    ('publish_raw_output', True, 'Publish output_raw: every OutputMessage as its protobuf bytes.'),
+    ('qos_reliability', 'reliable', "'reliable' (REP-2003 default) or 'best_effort'."),
+    ('qos_depth', 5, 'History depth of the publishers (each 14.7 MB cloud is held per slot).'),
+    ('decode_workers', 0, 'Decode processes for point frames; 0 decodes on a thread in-process.'),
+    ('max_pending_frames', 4, 'Point frames waiting for decoding; newer frames are dropped.'),
+    ('max_frame_bytes', 64 << 20, 'Largest websocket message accepted; larger are skipped.'),
+    ('output_queue_size', 64, 'Output frames waiting to be published; newer are dropped.'),
+    ('ping_interval', 2.0, 'Seconds between keep-alive pings (SENSR keeps dead connections).'),
+    ('ping_timeout', 3.0, 'Seconds without a pong before reconnecting.'),
+    ('stall_timeout', 5.0, 'Seconds without any data before reconnecting.'),
+    ('reconnect_backoff_initial', 0.1, 'First reconnect delay, seconds.'),
+    ('reconnect_backoff_max', 2.0, 'Cap of the exponential reconnect delay, seconds.'),
+    ('max_reconnects', 0, 'Failed attempts in a row before giving up; 0 = never give up.'),
+    ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.'),
+    ('stats_log_period', 10.0, 'Seconds between statistics log lines; 0 = off.'),
+    ('drain_timeout', 1.5, 'Seconds allowed at shutdown to publish frames already received.'),
+    ('autostart', True, 'Configure and activate on start (run without a lifecycle manager).'),
+]
+
+
+class BridgeNode(LifecycleNode):
+    """Lifecycle node bridging a SENSR master to ROS 2 topics.
+
+    configure validates parameters and creates publishers and the decoder; activate
+    connects; deactivate disconnects and publishes every frame already received;
+    cleanup and shutdown release everything.
+    """
+
+    def __init__(self, node_name: str = 'sensr_bridge', **kwargs: Any) -> None:
+        """Declare parameters; nothing connects before activation."""
+        super().__init__(node_name, **kwargs)
+        for name, default, description in PARAMETERS:
+            self.declare_parameter(name, default, ParameterDescriptor(
+                description=description, read_only=name not in ('stats_log_period',)))
+        self.counters = Counters()
+        self.latency = LatencyWindow()
+        self._sensr_clients: list[SensrClient] = []
+        self._decoder: decode.FrameDecoder | None = None
+        self._cloud_pubs: dict[str, LifecyclePublisher] = {}
+        self._pubs: dict[str, LifecyclePublisher] = {}
+        self._diag_pub = None
+        self._bridge_timers: list[Any] = []
+        self._output_queue: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(1)
+        self._output_thread: threading.Thread | None = None
+        self._accepting = threading.Event()
+        self._last_warn: dict[str, float] = {}
+        self._p: dict[str, Any] = {}
+        self._last_output_ns = 0
+        self._sensr_health = ''
+
+    # --- parameters ---------------------------------------------------------------------
+
+    def _read_parameters(self) -> dict[str, Any]:
+        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        checks = [
+            (p['stamp_source'] in ('sensr', 'receive'), "stamp_source must be 'sensr' or 'receive'"),
+            (p['qos_reliability'] in ('reliable', 'best_effort'),
+             "qos_reliability must be 'reliable' or 'best_effort'"),
+            (p['sensr_version'] in ('3.0', '3.1'), "sensr_version must be '3.0' or '3.1'"),
+            (p['output_port'] or p['point_port'], 'output_port and point_port are both 0'),
+            (p['qos_depth'] >= 1, 'qos_depth must be >= 1'),
+            (p['decode_workers'] >= 0, 'decode_workers must be >= 0'),
+            (p['max_pending_frames'] >= 1, 'max_pending_frames must be >= 1'),
+            (p['output_queue_size'] >= 1, 'output_queue_size must be >= 1'),
+            (p['max_frame_bytes'] >= 1024, 'max_frame_bytes must be >= 1024'),
+            (all(0 <= port <= 65535 for port in (p['output_port'], p['point_port'])),
+             'ports must be in 0..65535'),
+            (not p['use_tls'] or not p['ca_file'] or _readable(p['ca_file']),
+             f"ca_file {p['ca_file']!r} cannot be read"),
+        ]
+        for ok, text in checks:
+            if not ok:
+                raise ConfigError(text)
+        return p
+
+    def _qos(self, *, latched: bool = False) -> QoSProfile:
+        reliability = (ReliabilityPolicy.RELIABLE if self._p['qos_reliability'] == 'reliable'
+                       else ReliabilityPolicy.BEST_EFFORT)
+        if latched:
+            return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                              reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._p['qos_depth'],
+                          reliability=reliability)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Validate parameters, create publishers and the decoder.
+
+        Returns:
+            SUCCESS, or FAILURE with a log line saying which parameter is wrong.
+
+        """
+        try:
+            self._p = p = self._read_parameters()
+            types = frozenset(t for t in p['cloud_types'] if t)
+            options = decode.CloudOptions(p['cloud_mode'], p['cloud_type_field'], types)
+        except ConfigError as exc:
+            self.get_logger().error(f'configuration rejected: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        overrides = QoSOverridingOptions.with_default_policies()
+        if p['point_port']:
+            keys = (['merged'] if options.mode == decode.MERGED
+                    else list(decode.CLOUD_KEYS.values()))
+            for key in keys:
+                topic = 'points' if key == 'merged' else f'points/{key}'
+                self._cloud_pubs[key] = self.create_lifecycle_publisher(
+                    PointCloud2, topic, self._qos(), qos_overriding_options=overrides)
+        if p['output_port']:
+            self._pubs['events'] = self.create_lifecycle_publisher(String, 'events', 50)
+            self._pubs['health'] = self.create_lifecycle_publisher(String, 'health', 10)
+            self._pubs['custom'] = self.create_lifecycle_publisher(String, 'custom', 10)
+            self._pubs['zones'] = self.create_lifecycle_publisher(String, 'zones',
+                                                                  self._qos(latched=True))
+            if p['publish_raw_output']:
+                self._pubs['output_raw'] = self.create_lifecycle_publisher(
+                    UInt8MultiArray, 'output_raw', self._qos(), qos_overriding_options=overrides)
+            if p['publish_object_points']:
+                self._pubs['object_points'] = self.create_lifecycle_publisher(
+                    PointCloud2, 'object_points', self._qos(), qos_overriding_options=overrides)
+            if p['publish_markers']:
+                self._pubs['markers'] = self.create_lifecycle_publisher(
+                    MarkerArray, 'objects/markers', self._qos())
+                self._pubs['zone_markers'] = self.create_lifecycle_publisher(
+                    MarkerArray, 'zones/markers', self._qos(latched=True))
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        try:
+            self._decoder = decode.create_decoder(
+                options, p['frame_id'], self._publish_clouds, workers=p['decode_workers'],
+                max_frame_bytes=p['max_frame_bytes'], max_pending=p['max_pending_frames'])
+        except (ConfigError, OSError) as exc:
+            self.get_logger().error(f'cannot start the decoder: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        self._output_queue = queue.Queue(p['output_queue_size'])
+        self._output_thread = threading.Thread(target=self._output_loop, daemon=True,
+                                               name='sensr-output')
+        self._output_thread.start()
+        group = MutuallyExclusiveCallbackGroup()
+        self._bridge_timers.append(self.create_timer(p['diagnostics_period'], self._publish_diagnostics,
+                                              callback_group=group))
+        if p['stats_log_period'] > 0:
+            self._bridge_timers.append(self.create_timer(p['stats_log_period'], self._log_stats,
+                                                  callback_group=group))
+        self.get_logger().info(
+            f"configured: SENSR {p['host']} output:{p['output_port']} points:{p['point_port']}"
+            f" tls={p['use_tls']} clouds={options.mode} decode_workers={p['decode_workers']}"
+            f" qos={p['qos_reliability']}/depth {p['qos_depth']}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        """Connect to SENSR."""
+        result = super().on_activate(state)
+        p = self._p
+        scheme = 'wss' if p['use_tls'] else 'ws'
+        self._accepting.set()
+        for name, port, sink in (('output', p['output_port'], self._on_output_frame),
+                                 ('points', p['point_port'], self._on_point_frame)):
+            if not port:
+                continue
+            options = ClientOptions(
+                url=f"{scheme}://{p['host']}:{port}", ca_file=p['ca_file'],
+                check_hostname=p['tls_check_hostname'], stall_timeout=p['stall_timeout'],
+                ping_interval=p['ping_interval'], ping_timeout=p['ping_timeout'],
+                backoff_initial=p['reconnect_backoff_initial'],
+                backoff_max=p['reconnect_backoff_max'], max_reconnects=p['max_reconnects'],
+                max_frame_bytes=p['max_frame_bytes'])
+            client = SensrClient(name, options, sink, self._client_event)
+            self._sensr_clients.append(client)
+            client.start()
+        return result
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Disconnect and publish every frame already received."""
+        self.stop_intake()
+        self.drain(self._p.get('drain_timeout', 1.5))
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        """Release publishers, decoder and timers."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """Stop everything from any state."""
+        self.stop_intake()
+        self.drain(self._p.get('drain_timeout', 1.5))
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop_intake(self) -> None:
+        """Stop taking frames from SENSR (the first step of a clean shutdown)."""
+        self._accepting.clear()
+        for client in self._sensr_clients:
+            client.stop()
+
+    def drain(self, timeout: float) -> bool:
+        """Publish the frames already received; returns True if all were published."""
+        deadline = time.monotonic() + timeout
+        done = True
+        if self._decoder is not None:
+            done = self._decoder.close(timeout)
+            self._decoder = None
+        if self._output_thread is not None:
+            try:
+                self._output_queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Full:
+                done = False
+            self._output_thread.join(max(0.0, deadline - time.monotonic()))
+            done = done and not self._output_thread.is_alive()
+            self._output_thread = None
+        for pub in list(self._cloud_pubs.values()) + list(self._pubs.values()):
+            wait = getattr(pub, 'wait_for_all_acked', None)
+            remaining = deadline - time.monotonic()
+            if wait is not None and remaining > 0:
+                wait(rclpy.duration.Duration(seconds=remaining))
+        if not done:
+            self.get_logger().warning('shutdown: frames still queued after drain_timeout')
+        return done
+
+    def _release(self) -> None:
+        for timer in self._bridge_timers:
+            self.destroy_timer(timer)
+        self._bridge_timers.clear()
+        for pub in list(self._cloud_pubs.values()) + list(self._pubs.values()):
+            self.destroy_publisher(pub)
+        self._cloud_pubs.clear()
+        self._pubs.clear()
+        self._sensr_clients.clear()
+
+    # --- receiving (client threads; must not block) --------------------------------------
+
+    def _client_event(self, level: str, text: str) -> None:
+        log = self.get_logger()
+        {'info': log.info, 'warn': log.warning}.get(level, log.error)(text)
+
+    def _on_point_frame(self, frame: bytearray, recv_ns: int) -> None:
+        if not self._accepting.is_set() or self._decoder is None:
+            return
+        self.counters.add('points_received')
+        if not self._decoder.submit(frame, recv_ns, recv_ns):
+            self._drop('points_dropped_decoder_full',
+                       f"point frame dropped: {self._p['max_pending_frames']} frames already "
+                       'wait for decoding (the bridge is not keeping up)')
+
+    def _on_output_frame(self, frame: bytearray, recv_ns: int) -> None:
+        if not self._accepting.is_set():
+            return
+        self.counters.add('output_received')
+        try:
+            self._output_queue.put_nowait((frame, recv_ns))
+        except queue.Full:
+            self._drop('output_dropped_queue_full',
+                       'output frame dropped: publishing queue full')
+
+    def _drop(self, key: str, text: str) -> None:
+        self.counters.add(key)
+        self._warn_throttled(key, f'{text} ({self.counters.get(key)} so far)')
+
+    def _warn_throttled(self, key: str, text: str, period: float = 5.0) -> None:
+        now = time.monotonic()
+        if now - self._last_warn.get(key, -period) >= period:
+            self._last_warn[key] = now
+            self.get_logger().warning(text)
+
+    # --- publishing ---------------------------------------------------------------------
+
+    def _publish_clouds(self, result: decode.DecodedFrame) -> None:
+        for warning in result.warnings:
+            self.counters.add(f'points_warning_{warning}')
+        if result.error is not None:
+            self._bad_frame('points', result.error)
+            return
+        for key, data in result.clouds:
+            pub = self._cloud_pubs.get(key)
+            if pub is None:
+                self.counters.add(f'points_unpublished_{key}')
+                continue
+            pub.publish(data)
+        self.counters.add('points_published')
+        self.latency.add((time.time_ns() - result.recv_ns) / 1e9)
+
+    def _bad_frame(self, port: str, error: DecodeError) -> None:
+        key = f'{port}_bad_{error.kind}'
+        self.counters.add(key)
+        self._warn_throttled(key, f'{port}: bad frame ({error.kind}): {error} '
+                             f'({self.counters.get(key)} so far)')
+
+    def _output_loop(self) -> None:
+        version = protocol.SensrVersion(self._p['sensr_version'])
+        while (item := self._output_queue.get()) is not None:
+            frame, recv_ns = item
+            try:
+                self._publish_output(frame, recv_ns, version)
+            except DecodeError as exc:
+                self._bad_frame('output', exc)
+            except Exception as exc:
+                # A frame that breaks a converter must not stop the stream.
+                self._bad_frame('output', DecodeError('conversion_failed', repr(exc)))
+
+    def _publish_output(self, frame: bytearray, recv_ns: int,
+                        version: protocol.SensrVersion) -> None:
+        msg = protocol.parse_output(frame)
+        stamp = recv_ns
+        if self._p['stamp_source'] == 'sensr' and msg.HasField('timestamp'):
+            stamp = protocol.timestamp_ns(msg.timestamp)
+        frame_id = self._p['frame_id']
+        pubs = self._pubs
+        if 'output_raw' in pubs:
+            pubs['output_raw'].publish(cdr.serialize_uint8_multiarray(OUTPUT_LABEL, frame))
+        if msg.HasField('stream'):
+            stream = msg.stream
+            if stream.has_objects or stream.objects:
+                objects = list(stream.objects)
+                if 'markers' in pubs:
+                    pubs['markers'].publish(outputs.object_markers(objects, stamp, frame_id))
+                if 'object_points' in pubs:
+                    bad = outputs.bad_object_points(objects)
+                    if bad:
+                        self._bad_frame('output', DecodeError(
+                            'object_points_mismatch',
+                            f'{bad} objects with inconsistent point/intensity bytes'))
+                    pts = outputs.object_points(objects)
+                    pubs['object_points'].publish(cloud.serialize_cloud(
+                        stamp, frame_id, cloud.XYZI_OBJECT, pts))
+            if stream.has_zones or stream.zones:
+                zones = list(stream.zones)
+                pubs['zones'].publish(String(data=outputs.zones_json(zones)))
+                if 'zone_markers' in pubs:
+                    pubs['zone_markers'].publish(outputs.zone_markers(zones, stamp, frame_id))
+            if stream.HasField('health'):
+                self._health(stream.health, stamp, 'stream')
+        if msg.HasField('event'):
+            event = msg.event
+            if event.zone or event.losing or event.online_recalibration:
+                pubs['events'].publish(String(data=outputs.to_json(event, stamp_ns=stamp)))
+                self.counters.add('events_published')
+            if event.HasField('health'):
+                self._health(event.health, stamp, 'event')
+        custom = protocol.parse_custom(msg, version)
+        if custom is not None:
+            pubs['custom'].publish(String(data=outputs.to_json(custom, stamp_ns=stamp)))
+        self._last_output_ns = recv_ns
+        self.counters.add('output_published')
+
+    def _health(self, health: Any, stamp: int, origin: str) -> None:
+        self._sensr_health = protocol.enum_name(protocol.HEALTH_STATUS, health.master)
+        self._pubs['health'].publish(String(data=outputs.to_json(health, stamp_ns=stamp,
+                                                                 origin=origin)))
+        if health.master == protocol.HEALTH_OUTPUT_BUFFER_OVERFLOW:
+            self._drop('sensr_output_buffer_overflow',
+                       'SENSR reports OUTPUT_BUFFER_OVERFLOW: it is dropping our data')
+
+    # --- diagnostics --------------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        if self._diag_pub is None:
+            return
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        hw = f"sensr@{self._p.get('host', '')}"
+        for client in self._sensr_clients:
+            with client.lock:
+                s = client.stats
+                values = {'state': s.state.value, 'url': client.options.url, 'frames': s.frames,
+                          'bytes': s.bytes, 'connects': s.connects,
+                          'disconnects': s.disconnects, 'failed_attempts': s.failed_attempts,
+                          'oversized_frames': s.oversized, 'text_frames': s.text_frames,
+                          'overflow_closes': s.overflow_closes,
+                          'outage_seconds_total': round(s.outage_s_total, 3),
+                          'last_error': s.last_error}
+            level = DiagnosticStatus.OK if client.connected else DiagnosticStatus.ERROR
+            array.status.append(_status(f'{self.get_name()}: {client.name} connection', hw,
+                                        level, s.state.value, values))
+        counts = self.counters.snapshot()
+        drops = {k: v for k, v in counts.items() if 'dropped' in k or '_bad_' in k}
+        values = dict(counts)
+        values.update({'latency_p50_ms': round(self.latency.percentile(0.5) * 1e3, 2),
+                       'latency_p99_ms': round(self.latency.percentile(0.99) * 1e3, 2),
+                       'latency_max_ms': round(self.latency.max * 1e3, 2),
+                       'decode_pending': self._decoder.pending if self._decoder else 0,
+                       'output_queue': self._output_queue.qsize()})
+        level = DiagnosticStatus.WARN if drops else DiagnosticStatus.OK
+        array.status.append(_status(f'{self.get_name()}: pipeline', hw, level,
+                                    f'{sum(drops.values())} frames dropped or bad', values))
+        if self._sensr_health:
+            ok = self._sensr_health == 'OK'
+            array.status.append(_status(f'{self.get_name()}: SENSR health', hw,
+                                        DiagnosticStatus.OK if ok else DiagnosticStatus.WARN,
+                                        self._sensr_health, {}))
+        self._diag_pub.publish(array)
+
+    def _log_stats(self) -> None:
+        rates = self.counters.rates()
+        counts = self.counters.snapshot()
+        drops = sum(v for k, v in counts.items() if 'dropped' in k or '_bad_' in k)
+        self.get_logger().info(
+            f"clouds {rates.get('points_published', 0.0):.1f}/s "
+            f"(total {counts.get('points_published', 0)}), "
+            f"output {rates.get('output_published', 0.0):.1f}/s, dropped/bad {drops}, "
+            f'latency p50 {self.latency.percentile(0.5) * 1e3:.1f} ms '
+            f'p99 {self.latency.percentile(0.99) * 1e3:.1f} ms')
+
+
+def _status(name: str, hw: str, level: bytes, message: str,
+            values: dict[str, Any]) -> DiagnosticStatus:
+    return DiagnosticStatus(level=level, name=name, hardware_id=hw, message=message,
+                            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+
+
+def _readable(path: str) -> bool:
+    try:
+        with open(path, 'rb'):
+            return True
+    except OSError:
+        return False
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the bridge node until SIGINT/SIGTERM (``ros2 run sensr_bridge bridge_node``)."""
+    from sensr_bridge.runtime import run_nodes
+
+    return run_nodes([('bridge', BridgeNode)], args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

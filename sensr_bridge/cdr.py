@@ -1,0 +1,72 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""Little-endian CDR (XCDR1) writing for the messages the bridge serializes by hand."""
+
+from __future__ import annotations
+
+import struct
+
+ENCAPSULATION = b'\x00\x01\x00\x00'  # CDR_LE
+
+
+class CdrWriter:
+    """Append-only CDR writer; alignment counts from the end of the encapsulation header.
+
+    Padding is written as zeros, so output is deterministic (rclpy leaves it undefined).
+    """
+
+    def __init__(self) -> None:
+        """Start a message with the CDR_LE encapsulation header."""
+        self.buf = bytearray(ENCAPSULATION)
+
+    def align(self, size: int) -> None:
+        """Pad to a multiple of ``size``."""
+        self.buf += b'\x00' * (-(len(self.buf) - 4) % size)
+
+    def u8(self, value: int) -> None:
+        """Append a uint8 (or bool)."""
+        self.buf.append(value)
+
+    def u32(self, value: int) -> None:
+        """Append a uint32."""
+        self.align(4)
+        self.buf += struct.pack('<I', value)
+
+    def i32(self, value: int) -> None:
+        """Append an int32."""
+        self.align(4)
+        self.buf += struct.pack('<i', value)
+
+    def string(self, value: str) -> None:
+        """Append a string (length with terminator, UTF-8 bytes, NUL)."""
+        raw = value.encode()
+        self.u32(len(raw) + 1)
+        self.buf += raw + b'\x00'
+
+    def header(self, stamp_ns: int, frame_id: str) -> None:
+        """Append a ``std_msgs/msg/Header``."""
+        sec, nanosec = divmod(stamp_ns, 1_000_000_000)
+        self.i32(sec)
+        self.u32(nanosec)
+        self.string(frame_id)
+
+
+def serialize_uint8_multiarray(label: str, data: bytes | memoryview) -> bytes:
+    """Serialize a ``std_msgs/msg/UInt8MultiArray`` carrying one opaque byte string.
+
+    Args:
+        label: Label of the single dimension (names what the bytes are).
+        data: The bytes.
+
+    Returns:
+        The CDR bytes.
+
+    """
+    w = CdrWriter()
+    w.u32(1)  # layout.dim: one dimension
+    w.string(label)
+    w.u32(len(data))  # size
+    w.u32(len(data))  # stride
+    w.u32(0)  # layout.data_offset
+    w.u32(len(data))
+    return b''.join((w.buf, data))

@@ -1,0 +1,353 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""The recorder node: lossless rosbag2 recording of the bridge's topics.
+
+Subscriptions are ``raw=True``: messages arrive as CDR bytes and are never deserialized.
+The subscription callback only enqueues into a :class:`~sensr_bridge.bag.queue.BatchingWriter`,
+whose own thread writes batches (one transaction each). Topics are discovered
+periodically; each subscription's QoS adapts to its publishers (reliable only when every
+publisher offers reliable, like ``ros2 bag record``) and is re-created when a publisher
+that needs a looser QoS appears.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import importlib
+import os
+from pathlib import Path
+import re
+import threading
+import time
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from sensr_bridge.bag import base as bag
+from sensr_bridge.bag.queue import BatchingWriter
+from sensr_bridge.errors import BagError, ConfigError
+
+PARAMETERS: list[tuple[str, Any, str]] = [
+    ('output_dir', 'bags', 'Directory in which bags are created.'),
+    ('bag_name', 'sensr_%Y%m%d_%H%M%S',
+     'Bag directory name; strftime fields are filled with the start time.'),
+    ('storage', 'sqlite3', "'sqlite3' or 'mcap'."),
+    ('writer_backend', 'auto',
+     "'auto' (rosbag2_py when importable), 'rosbag2_py', or 'python' (no ROS install needed)."),
+    ('storage_preset', '', "sqlite3 pragma preset: '' (default), 'resilient', ... "),
+    ('storage_config_file', '', 'rosbag2 storage config YAML (write: pragmas: [...]).'),
+    ('max_bagfile_size', 0, 'Split the bag when a file reaches this many bytes; 0 = never.'),
+    ('max_bagfile_duration', 0, 'Split the bag every this many seconds; 0 = never.'),
+    ('metadata_version', 9, 'metadata.yaml version: 9 (Jazzy, Kilted) or 8 (Humble reads it).'),
+    ('topics', [''], 'Topics to record (absolute names); [""] = use topic_regex.'),
+    ('topic_regex', '^/sensr/', 'Record every topic whose name matches (when topics is empty).'),
+    ('discovery_period', 0.5, 'Seconds between topic discovery passes.'),
+    ('max_queue_bytes', 1 << 30, 'Bytes of messages that may wait for the disk.'),
+    ('batch_max_messages', 16, 'Most messages per write transaction.'),
+    ('batch_max_bytes', 64 << 20, 'Most bytes per write transaction.'),
+    ('batch_max_delay', 0.2, 'Longest wait, seconds, for a batch to fill.'),
+    ('drop_policy', 'drop_oldest', "When the queue is full: 'drop_oldest' or 'drop_newest'."),
+    ('drain_timeout', 3.0,
+     'Seconds allowed at shutdown for publishers to finish before the bag is closed.'),
+    ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.'),
+    ('stats_log_period', 10.0, 'Seconds between statistics log lines; 0 = off.'),
+    ('autostart', True, 'Configure and activate on start (run without a lifecycle manager).'),
+]
+
+_RELIABILITY = {ReliabilityPolicy.RELIABLE: 'reliable', ReliabilityPolicy.BEST_EFFORT: 'best_effort'}
+_DURABILITY = {DurabilityPolicy.TRANSIENT_LOCAL: 'transient_local',
+               DurabilityPolicy.VOLATILE: 'volatile'}
+
+
+def message_class(type_name: str) -> type:
+    """Import the Python class of a ROS message type such as ``sensor_msgs/msg/PointCloud2``."""
+    package, kind, name = type_name.split('/')
+    return getattr(importlib.import_module(f'{package}.{kind}'), name)
+
+
+@dataclass
+class _Subscription:
+    handle: Any
+    type: str
+    reliable: bool
+    transient_local: bool
+
+
+class RecorderNode(LifecycleNode):
+    """Lifecycle node recording topics into a rosbag2 bag.
+
+    configure checks parameters and creates the bag (refusing to overwrite one);
+    activate subscribes; deactivate and shutdown drain the queue, commit and close the
+    bag (metadata.yaml written); cleanup forgets the closed bag.
+    """
+
+    def __init__(self, node_name: str = 'sensr_recorder', **kwargs: Any) -> None:
+        """Declare parameters; nothing is opened before configure."""
+        super().__init__(node_name, **kwargs)
+        for name, default, description in PARAMETERS:
+            self.declare_parameter(name, default, ParameterDescriptor(description=description,
+                                                                      read_only=True))
+        self._p: dict[str, Any] = {}
+        self._writer: BatchingWriter | None = None
+        self._subs: dict[str, _Subscription] = {}
+        self._rec_timers: list[Any] = []
+        self._diag_pub = None
+        self._lock = threading.Lock()
+        self._last_message = 0.0
+        self._bag_path: Path | None = None
+        self._topic_filter: re.Pattern[str] | None = None
+        self.final_stats: bag.BagStats | None = None
+        self._last_log_counts: dict[str, int] = {}
+
+    @property
+    def bag_path(self) -> Path | None:
+        """Directory of the bag being (or last) recorded."""
+        return self._bag_path
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Validate parameters and create the bag.
+
+        Returns:
+            FAILURE with a clear log line when a parameter is wrong, the output directory
+            is not writable, or the bag already exists.
+
+        """
+        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        try:
+            if p['drop_policy'] not in ('drop_oldest', 'drop_newest'):
+                msg = "drop_policy must be 'drop_oldest' or 'drop_newest'"
+                raise ConfigError(msg)
+            topics = [t for t in p['topics'] if t]
+            self._topic_filter = None if topics else re.compile(p['topic_regex'])
+            out_dir = Path(p['output_dir']).expanduser()
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if not os.access(out_dir, os.W_OK):
+                msg = f'output_dir {out_dir} is not writable'
+                raise ConfigError(msg)
+            self._bag_path = out_dir / time.strftime(p['bag_name'])
+            options = bag.StorageOptions(
+                uri=self._bag_path, storage_id=p['storage'],
+                max_bagfile_size=p['max_bagfile_size'],
+                max_bagfile_duration=p['max_bagfile_duration'],
+                storage_preset_profile=p['storage_preset'],
+                storage_config_uri=p['storage_config_file'],
+                metadata_version=p['metadata_version'],
+                custom_data={'recorded_by': 'sensr_bridge'})
+            writer = bag.create_writer(options, p['writer_backend'])
+            writer.open()
+            self._writer = BatchingWriter(
+                writer, max_queue_bytes=p['max_queue_bytes'],
+                batch_max_messages=p['batch_max_messages'],
+                batch_max_bytes=p['batch_max_bytes'], batch_max_delay_s=p['batch_max_delay'],
+                drop_policy=p['drop_policy'], on_error=self._writer_failed)
+            self._writer.start()
+        except (ConfigError, BagError, OSError, re.error) as exc:
+            self.get_logger().error(f'configuration rejected: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        self._p = p
+        self._topics = topics
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.get_logger().info(f"recording to {self._bag_path} ({p['storage']}, "
+                               f"backend {p['writer_backend']})")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        """Subscribe to the topics present now, and discover new ones periodically."""
+        group = MutuallyExclusiveCallbackGroup()
+        self._discover()
+        self._rec_timers.append(self.create_timer(self._p['discovery_period'], self._discover,
+                                                  callback_group=group))
+        self._rec_timers.append(self.create_timer(self._p['diagnostics_period'],
+                                                  self._publish_diagnostics, callback_group=group))
+        if self._p['stats_log_period'] > 0:
+            self._rec_timers.append(self.create_timer(self._p['stats_log_period'],
+                                                      self._log_stats, callback_group=group))
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Drain, commit and close the bag."""
+        self.finish()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        """Forget the closed bag."""
+        self.finish()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """Wait for the publishers to finish (bounded), then close the bag."""
+        self.wait_for_publishers(self._p.get('drain_timeout', 3.0))
+        self.finish()
+        return TransitionCallbackReturn.SUCCESS
+
+    # --- subscriptions ------------------------------------------------------------------
+
+    def _wanted(self, name: str) -> bool:
+        if self._topic_filter is None:
+            return name in self._topics
+        # Lifecycle transition events of the nodes themselves are not data.
+        return bool(self._topic_filter.search(name)) and not name.endswith('/transition_event')
+
+    def _discover(self) -> None:
+        if self._writer is None:
+            return
+        for name, types in self.get_topic_names_and_types():
+            if not self._wanted(name) or len(types) != 1:
+                continue
+            infos = self.get_publishers_info_by_topic(name)
+            if not infos:
+                continue
+            reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                           for i in infos)
+            latched = all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                          for i in infos)
+            current = self._subs.get(name)
+            if current is not None and (current.reliable, current.transient_local) == (
+                    reliable, latched):
+                continue
+            self._subscribe(name, types[0], infos, reliable=reliable, latched=latched)
+
+    def _subscribe(self, name: str, type_name: str, infos: list[Any], *, reliable: bool,
+                   latched: bool) -> None:
+        try:
+            cls = message_class(type_name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            self.get_logger().error(f'{name}: cannot record {type_name}: {exc}')
+            return
+        old = self._subs.pop(name, None)
+        if old is not None:
+            self.destroy_subscription(old.handle)
+            self.get_logger().info(f'{name}: a publisher needs a looser QoS, re-subscribing')
+        else:
+            offered = [bag.QosDesc(reliability=_RELIABILITY.get(i.qos_profile.reliability,
+                                                                'reliable'),
+                                   durability=_DURABILITY.get(i.qos_profile.durability,
+                                                              'volatile'),
+                                   depth=i.qos_profile.depth) for i in infos]
+            try:
+                self._writer.create_topic(bag.TopicInfo(name, type_name, 'cdr', offered))
+            except BagError as exc:
+                self.get_logger().error(f'{name}: cannot record {type_name}: {exc}')
+                return
+        depth = max([10] + [i.qos_profile.depth for i in infos])
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                         reliability=ReliabilityPolicy.RELIABLE if reliable
+                         else ReliabilityPolicy.BEST_EFFORT,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
+                         else DurabilityPolicy.VOLATILE)
+        handle = self.create_subscription(cls, name, lambda data, topic=name: self._on_message(
+            topic, data), qos, raw=True)
+        self._subs[name] = _Subscription(handle, type_name, reliable, latched)
+        self.get_logger().info(f"recording {name} ({type_name}, "
+                               f"{'reliable' if reliable else 'best effort'})")
+
+    def _on_message(self, topic: str, data: bytes) -> None:
+        writer = self._writer
+        self._last_message = time.monotonic()
+        if writer is not None:
+            writer.put(topic, time.time_ns(), data)
+
+    def _writer_failed(self, exc: Exception) -> None:
+        self.get_logger().error(f'bag writing stopped: {exc}; further messages are counted '
+                                'as dropped, the bag keeps everything committed so far')
+
+    # --- shutdown -----------------------------------------------------------------------
+
+    def wait_for_publishers(self, timeout: float) -> None:
+        """Keep recording until every recorded topic has lost its publishers (bounded).
+
+        At shutdown the bridge publishes the frames it already received before it exits;
+        this waits for that, then for a short quiet period so the last messages are taken.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._subs and any(
+                self.count_publishers(name) for name in self._subs):
+            time.sleep(0.02)
+        while time.monotonic() < deadline and time.monotonic() - self._last_message < 0.2:
+            time.sleep(0.02)
+
+    def finish(self) -> bag.BagStats | None:
+        """Unsubscribe, drain the queue, commit and close the bag (idempotent)."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        for timer in self._rec_timers:
+            self.destroy_timer(timer)
+        self._rec_timers.clear()
+        for sub in self._subs.values():
+            self.destroy_subscription(sub.handle)
+        self._subs.clear()
+        if writer is None:
+            return self.final_stats
+        queue_stats = writer.stats()
+        self.final_stats = writer.close()
+        self.get_logger().info(self.summary_line(queue_stats, final=True))
+        return self.final_stats
+
+    # --- statistics ---------------------------------------------------------------------
+
+    def queue_stats(self) -> Any:
+        """Return the writer queue's statistics, or None when not recording."""
+        writer = self._writer
+        return writer.stats() if writer is not None else None
+
+    def summary_line(self, stats: Any, *, final: bool = False) -> str:
+        """Return a one-line summary of received / written / dropped messages."""
+        received = sum(t.received_messages for t in stats.topics.values())
+        written = sum(t.written_messages for t in stats.topics.values())
+        dropped = sum(t.dropped_messages for t in stats.topics.values())
+        mb = sum(t.written_bytes for t in stats.topics.values()) / 1e6
+        head = 'bag closed' if final else 'recording'
+        return (f'{head}: {self._bag_path}: received {received}, written {written} '
+                f'({mb:.1f} MB), dropped {dropped} {stats.dropped or ""}, queue '
+                f'{stats.queue_messages} msgs / {stats.queue_bytes / 1e6:.1f} MB, write p99 '
+                f'{stats.write_latency.p99_s * 1e3:.1f} ms')
+
+    def _log_stats(self) -> None:
+        stats = self.queue_stats()
+        if stats is not None:
+            self.get_logger().info(self.summary_line(stats))
+
+    def _publish_diagnostics(self) -> None:
+        stats = self.queue_stats()
+        if stats is None or self._diag_pub is None:
+            return
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        for name, t in stats.topics.items():
+            level = DiagnosticStatus.WARN if t.dropped_messages else DiagnosticStatus.OK
+            values = {'received': t.received_messages, 'written': t.written_messages,
+                      'dropped': t.dropped_messages, 'received_bytes': t.received_bytes,
+                      'written_bytes': t.written_bytes, **{f'dropped_{k}': v
+                                                           for k, v in t.dropped.items()}}
+            array.status.append(DiagnosticStatus(
+                level=level, name=f'{self.get_name()}: {name}', hardware_id=str(self._bag_path),
+                message=f'{t.dropped_messages} dropped',
+                values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
+        level = DiagnosticStatus.ERROR if stats.error else DiagnosticStatus.OK
+        values = {'queue_messages': stats.queue_messages, 'queue_bytes': stats.queue_bytes,
+                  'peak_queue_bytes': stats.peak_queue_bytes, 'batches': stats.batches,
+                  'write_p50_ms': round(stats.write_latency.p50_s * 1e3, 2),
+                  'write_p99_ms': round(stats.write_latency.p99_s * 1e3, 2),
+                  'write_max_ms': round(stats.write_latency.max_s * 1e3, 2)}
+        array.status.append(DiagnosticStatus(
+            level=level, name=f'{self.get_name()}: writer', hardware_id=str(self._bag_path),
+            message=stats.error or 'ok',
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
+        self._diag_pub.publish(array)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the recorder until SIGINT/SIGTERM (``ros2 run sensr_bridge recorder_node``)."""
+    from sensr_bridge.runtime import run_nodes
+
+    return run_nodes([('recorder', RecorderNode)], args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""Running lifecycle nodes in one process, with a shutdown that loses nothing.
+
+rclpy's own signal handler shuts the context down at once, after which nothing can be
+published and ``Context.on_shutdown`` callbacks never run. So rclpy is initialised
+without signal handlers, and SIGINT/SIGTERM only set an event: the nodes are then shut
+down in reverse start order (the bridge stops taking frames and publishes what it has,
+then the recorder drains, commits and closes its bag), and only after that is the rclpy
+context shut down. Used by every entry point: ``bridge_node``, ``recorder_node``,
+``record``, and the launch files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+import contextlib
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode
+from rclpy.signals import SignalHandlerOptions
+
+NodeSpec = tuple[str, Callable[..., LifecycleNode]]
+"""(role, factory) of a node; the factory is called with ``context=`` only."""
+
+
+class ShutdownRequest:
+    """An event set by SIGINT/SIGTERM (or by code), remembering which signal came."""
+
+    def __init__(self) -> None:
+        """Create an unset request."""
+        self.event = threading.Event()
+        self.signal_name = ''
+
+    def install(self) -> None:
+        """Route SIGINT and SIGTERM to this request (main thread only)."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum: int, _frame: Any) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.event.set()
+
+    def set(self) -> None:
+        """Request shutdown from code."""
+        self.event.set()
+
+
+def _autostart(nodes: list[LifecycleNode]) -> bool:
+    """Configure every self-starting node, then activate them, in order.
+
+    Configuring all first means the bridge's publishers exist when the recorder
+    activates and subscribes, so the bag has the first frames too.
+    """
+    starting = [n for n in nodes
+                if n.has_parameter('autostart') and n.get_parameter('autostart').value]
+    for node in starting:
+        node.trigger_configure()
+        if _state(node) != 'inactive':
+            node.get_logger().error('configure failed; not starting')
+            return False
+    for node in starting:
+        node.trigger_activate()
+        if _state(node) != 'active':
+            node.get_logger().error('activate failed; not starting')
+            return False
+    return True
+
+
+def _state(node: LifecycleNode) -> str:
+    return node._state_machine.current_state[1]
+
+
+def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
+              duration: float | None = None, request: ShutdownRequest | None = None,
+              on_started: Callable[[list[LifecycleNode]], None] | None = None,
+              on_progress: Callable[[list[LifecycleNode]], None] | None = None,
+              progress_period: float = 1.0) -> int:
+    """Create, start and run nodes in one process until shutdown is requested.
+
+    Args:
+        specs: The nodes, in start order (the recorder before the bridge, so the bag
+            misses nothing at the start); they are shut down in reverse order.
+        args: Command line (ROS arguments are honoured: ``--ros-args -p ...``).
+        duration: Stop after this many seconds (None: until SIGINT/SIGTERM).
+        request: Shutdown request to use (a new one bound to SIGINT/SIGTERM otherwise).
+        on_started: Called with the nodes once they are started.
+        on_progress: Called with the nodes every ``progress_period`` seconds.
+        progress_period: Seconds between ``on_progress`` calls.
+
+    Returns:
+        Process exit code: 0 on a clean run, 1 if a node failed to start.
+
+    """
+    argv = sys.argv if args is None else args
+    request = request or ShutdownRequest()
+    if threading.current_thread() is threading.main_thread():
+        request.install()
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    nodes: list[LifecycleNode] = []
+    executor = MultiThreadedExecutor()
+    spinner = threading.Thread(target=_spin, args=(executor,), name='executor', daemon=True)
+    code = 0
+    try:
+        for _role, factory in specs:
+            node = factory()
+            nodes.append(node)
+            executor.add_node(node)
+        spinner.start()
+        if not _autostart(nodes):
+            code = 1
+            request.set()
+        if on_started is not None and code == 0:
+            on_started(nodes)
+        deadline = None if duration is None else time.monotonic() + duration
+        while not request.event.is_set():
+            wait = progress_period if on_progress else None
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                wait = remaining if wait is None else min(wait, remaining)
+            if request.event.wait(wait) or on_progress is None:
+                continue
+            on_progress(nodes)
+    finally:
+        for node in reversed(nodes):
+            with contextlib.suppress(Exception):
+                node.trigger_shutdown()
+        executor.shutdown(timeout_sec=1.0)
+        for node in nodes:
+            with contextlib.suppress(Exception):
+                node.destroy_node()
+        rclpy.try_shutdown()
+        spinner.join(timeout=1.0)
+    return code
+
+
+def _spin(executor: MultiThreadedExecutor) -> None:
+    with contextlib.suppress(ExternalShutdownException, KeyboardInterrupt):
+        executor.spin()
