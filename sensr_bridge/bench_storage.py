@@ -53,6 +53,8 @@ SENSR_POINTS = 921_512
 CLOUD_TOPIC = '/sensr/points'
 CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
 
+_PAGE_64K: list[Pragma] = [('page_size', '65536')]
+_BIG_CACHE: list[Pragma] = [('cache_size', '-262144')]
 PRAGMA_SETS: dict[str, list[Pragma]] = {
     'MEMORY/OFF': [('journal_mode', 'MEMORY'), ('synchronous', 'OFF')],
     'WAL/NORMAL': [('journal_mode', 'WAL'), ('synchronous', 'NORMAL')],
@@ -60,16 +62,15 @@ PRAGMA_SETS: dict[str, list[Pragma]] = {
     'DELETE/OFF': [('journal_mode', 'DELETE'), ('synchronous', 'OFF')],
     'PERSIST/OFF': [('journal_mode', 'PERSIST'), ('synchronous', 'OFF')],
     'TRUNCATE/OFF': [('journal_mode', 'TRUNCATE'), ('synchronous', 'OFF')],
-    'TRUNCATE/OFF/64K': [('page_size', '65536'), ('journal_mode', 'TRUNCATE'),
-                         ('synchronous', 'OFF')],
     'DELETE/FULL': [('journal_mode', 'DELETE'), ('synchronous', 'FULL')],
-    # A page cache that holds a whole batch defers all writes to COMMIT, which widens
-    # the window in which a kill interrupts the commit itself.
-    'MEMORY/OFF/bigcache': [('journal_mode', 'MEMORY'), ('synchronous', 'OFF'),
-                            ('cache_size', '-262144')],
-    'TRUNCATE/OFF/bigcache': [('journal_mode', 'TRUNCATE'), ('synchronous', 'OFF'),
-                              ('cache_size', '-262144')],
 }
+# 64 KiB pages: a 14.7 MB blob is 225 overflow pages (one pwrite each) instead of 3600.
+PRAGMA_SETS.update({f'{name}/64K': _PAGE_64K + PRAGMA_SETS[name]
+                    for name in ('MEMORY/OFF', 'WAL/NORMAL', 'PERSIST/OFF', 'TRUNCATE/OFF')})
+# A page cache that holds a whole batch defers all writes to COMMIT, which widens the
+# window in which a kill interrupts the commit itself (see --crash).
+PRAGMA_SETS.update({f'{name}/bigcache': PRAGMA_SETS[name] + _BIG_CACHE
+                    for name in ('MEMORY/OFF', 'TRUNCATE/OFF')})
 
 
 def pointcloud2_cdr(points: int, stamp_ns: int = 0, seed: int = 0) -> bytes:

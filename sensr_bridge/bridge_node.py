@@ -290,8 +290,14 @@ class BridgeNode(LifecycleNode):
     # --- receiving (client threads; must not block) --------------------------------------
 
     def _client_event(self, level: str, text: str) -> None:
+        # rclpy loggers refuse one call site with changing severities.
         log = self.get_logger()
-        {'info': log.info, 'warn': log.warning}.get(level, log.error)(text)
+        if level == 'info':
+            log.info(text)
+        elif level == 'warn':
+            log.warning(text)
+        else:
+            log.error(text)
 
     def _on_point_frame(self, frame: bytearray, recv_ns: int) -> None:
         if not self._accepting.is_set() or self._decoder is None:

@@ -1852,8 +1852,37 @@ def _summary(stats: SimulatorStats, elapsed_s: float) -> str:
     return ' '.join(parts)
 
 
+def _serve(sim: Simulator, faults: list[_Fault], flush_s: float) -> int:
+    signals = (signal.SIGINT, signal.SIGTERM)
+    # The simulator's threads inherit this mask, so the signals always reach this thread and
+    # interrupt its wait; taken by another thread, they would wait for the run to end.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        sim.start()
+    except SimulatorError as exc:
+        print(f'simulator: {exc}', file=sys.stderr)
+        return 1
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    started = time.monotonic()
+    try:
+        print(f'ready output_port={sim.output_port} point_port={sim.point_port}', flush=True)
+        for fault in faults:
+            if sim.wait(max(0.0, started + fault.at_s - time.monotonic())):
+                break
+            _apply_fault(sim, fault)
+        sim.wait()
+    finally:
+        sim.stop(flush_s=flush_s)
+    print(_summary(sim.stats(), time.monotonic() - started), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator until the duration or frame limit, SIGINT or SIGTERM.
+
+    Prints ``ready output_port=N point_port=M`` once listening (``None`` for a port not
+    served) and a one-line summary at the end.
 
     Args:
         argv: Command-line arguments (default: ``sys.argv[1:]``).
@@ -1867,14 +1896,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _config_from_args(args)
         faults = sorted((_parse_fault(spec) for spec in args.fault), key=lambda f: f.at_s)
+        sim = Simulator(config)
     except ConfigError as exc:
         parser.error(str(exc))
-    try:
-        sim = Simulator(config)
-        sim.start()
-    except (ConfigError, SimulatorError) as exc:
-        print(f'simulator: {exc}', file=sys.stderr)
-        return 1
     sim.ignore_pings(args.ignore_pings)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -1883,20 +1907,11 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    started = time.monotonic()
     try:
-        print(f'ready output_port={sim.output_port} point_port={sim.point_port}', flush=True)
-        for fault in faults:
-            if sim.wait(max(0.0, started + fault.at_s - time.monotonic())):
-                break
-            _apply_fault(sim, fault)
-        sim.wait()
+        return _serve(sim, faults, args.flush)
     finally:
-        sim.stop(flush_s=args.flush)
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-    print(_summary(sim.stats(), time.monotonic() - started), flush=True)
-    return 0
 
 
 if __name__ == '__main__':

@@ -161,7 +161,7 @@ def test_refuses_to_overwrite(writer_kind: tuple[str, str], tmp_path: Path) -> N
 
 def test_unwritable_parent_is_a_clear_error(writer_kind: tuple[str, str],
                                             tmp_path: Path) -> None:
-    with pytest.raises(BagError, match='parent directory .* does not exist'):
+    with pytest.raises(BagError, match=r'parent directory .* does not exist'):
         make_writer(writer_kind, tmp_path / 'missing' / 'bag').open()
 
 

@@ -224,14 +224,18 @@ def small_fs(tmp_path: Path):
 
 
 def fill_until_full(writer: Sqlite3Writer) -> list[tuple[str, int, bytes]]:
+    """Write 200 kB batches until the device is full; return what was committed."""
     written: list[tuple[str, int, bytes]] = []
-    with pytest.raises(StorageFullError, match='storage full while writing') as info:
-        for i in range(1000):
-            batch = [(CLOUD.name, 2 * i + j, bytes([i % 256, j]) * 50_000) for j in range(2)]
+    for i in range(1000):
+        batch = [(CLOUD.name, 2 * i + j, bytes([i % 256, j]) * 50_000) for j in range(2)]
+        try:
             writer.write_batch(batch)
-            written += batch
-    assert 'rolled back' in str(info.value)
-    return written
+        except StorageFullError as err:
+            assert 'storage full while writing' in str(err)
+            assert 'rolled back' in str(err)
+            return written
+        written += batch
+    pytest.fail('a 4 MiB filesystem never filled up')
 
 
 def read_all(uri: Path) -> list[tuple[str, int, bytes]]:
@@ -263,7 +267,7 @@ def test_disk_full_without_room_for_metadata(small_fs: Path) -> None:
     filler = small_fs / 'filler'
     with filler.open('wb') as stream, pytest.raises(OSError, match='No space'):
         stream.write(bytes(8 * 2**20))
-    with pytest.raises(StorageFullError, match='metadata.yaml.*bag_reindex'):
+    with pytest.raises(StorageFullError, match=r'metadata\.yaml.*bag_reindex'):
         writer.close()
     assert not (uri / 'metadata.yaml').exists()
     filler.unlink()
@@ -306,4 +310,4 @@ def test_bench_storage_smoke(tmp_path: Path) -> None:
     assert [(r['case'], r['kind']) for r in rows] == [
         ('raw file', 'baseline'), ('mcap', 'writer'), ('TRUNCATE/OFF', 'writer'),
         ('TRUNCATE/OFF', 'plain sqlite')]
-    assert all(r['mb_per_s'] > 0 and r['message_bytes'] == 14_744_329 for r in rows)
+    assert all(r['mb_per_s'] > 0 and 14_700_000 < r['message_bytes'] < 14_800_000 for r in rows)

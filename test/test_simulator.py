@@ -33,7 +33,7 @@ CLOSE = websocket.ABNF.OPCODE_CLOSE
 PONG = websocket.ABNF.OPCODE_PONG
 SMALL = {
     'output_port': 0, 'point_port': 0, 'rate_hz': 50.0, 'points': 20_000, 'objects': 5,
-    'object_points': 50, 'frames_precomputed': 4,
+    'object_points': 50, 'frames_precomputed': 4, 'max_queue_frames': None,
 }
 TIMEOUT = 10.0
 MAX_READS = 300
@@ -319,7 +319,7 @@ def test_rate_is_steady_and_lossless(make_sim, connect):
     assert 0.35 < elapsed < 0.75  # 25 periods of 20 ms
     log = sim.sent_log()
     span_s = (log[seqs[-1]] - log[seqs[0]]) / 1e9
-    assert 0.4 < span_s < 0.6
+    assert 0.4 < span_s < 0.75
 
 
 def test_max_frames_duration_and_start_after_clients(make_sim, connect):
@@ -509,11 +509,15 @@ def injected_predicate(sim, role, kind):
                            for s in range(last - 20, last + 1))
             return len(data) > 0
         if kind == 'wrong_type':
-            if role == 'output':
-                with pytest.raises(DecodeError) as info:
+            try:
+                if role == 'output':
                     protocol.parse_output(data)
-                return info.value.kind == 'wrong_message'
-            return protocol.OutputMessage.FromString(data).HasField('stream')
+                    return False
+                return protocol.OutputMessage.FromString(data).HasField('stream')
+            except DecodeError as exc:
+                return exc.kind == 'wrong_message'
+            except PbDecodeError:
+                return False
         if kind == 'unknown_fields':
             if role == 'point':
                 result = protocol.PointResult.FromString(data)

@@ -124,8 +124,11 @@ def parse_pragma(entry: str) -> Pragma:
     if not _NAME.match(name):
         msg = f'incorrect storage setting syntax: {entry!r} (expected "name = value")'
         raise ConfigError(msg)
-    value = match.group('eq') if match.group('eq') is not None else match.group('paren') or ''
-    return name, value.strip()
+    value = match.group('eq') if match.group('eq') is not None else match.group('paren')
+    if value is not None and not value.strip():
+        msg = f'incorrect storage setting syntax: {entry!r} (empty value)'
+        raise ConfigError(msg)
+    return name, (value or '').strip()
 
 
 def parse_storage_config(path: str | Path) -> list[Pragma]:

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine, against the ROS 2 Kilted and Jazzy wheels.
+# Usage: scripts/test.sh [kilted] [jazzy] [-- pytest args]
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+distros=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do distros+=("$1"); shift; done
+[ "${1:-}" = "--" ] && shift
+[ ${#distros[@]} -eq 0 ] && distros=(kilted jazzy)
+status=0
+for distro in "${distros[@]}"; do
+  echo "=== $distro ==="
+  venv=$("$root/scripts/bootstrap.sh" "$distro") || { echo "bootstrap of $distro failed"; exit 1; }
+  cd "$root"
+  if [ "$distro" = "${distros[0]}" ]; then
+    "$venv/bin/python" scripts/gen_proto.py --check || status=1
+    "$venv/bin/ruff" check sensr_bridge test launch scripts setup.py || status=1
+  fi
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
+  rc=$?
+  # pytest exit code 5 means no test ran: that is a failure here.
+  if [ $rc -ne 0 ]; then echo "pytest on $distro failed (exit $rc)"; status=1; fi
+done
+exit $status
