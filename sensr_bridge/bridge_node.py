@@ -21,7 +21,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String, UInt8MultiArray
@@ -112,7 +112,8 @@ class BridgeNode(LifecycleNode):
     def _read_parameters(self) -> dict[str, Any]:
         p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
         checks = [
-            (p['stamp_source'] in ('sensr', 'receive'), "stamp_source must be 'sensr' or 'receive'"),
+            (p['stamp_source'] in ('sensr', 'receive'),
+             "stamp_source must be 'sensr' or 'receive'"),
             (p['qos_reliability'] in ('reliable', 'best_effort'),
              "qos_reliability must be 'reliable' or 'best_effort'"),
             (p['sensr_version'] in ('3.0', '3.1'), "sensr_version must be '3.0' or '3.1'"),
@@ -196,7 +197,8 @@ class BridgeNode(LifecycleNode):
                                                name='sensr-output')
         self._output_thread.start()
         group = MutuallyExclusiveCallbackGroup()
-        self._bridge_timers.append(self.create_timer(p['diagnostics_period'], self._publish_diagnostics,
+        self._bridge_timers.append(self.create_timer(p['diagnostics_period'],
+                                                     self._publish_diagnostics,
                                               callback_group=group))
         if p['stats_log_period'] > 0:
             self._bridge_timers.append(self.create_timer(p['stats_log_period'], self._log_stats,

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                        Parameter('storage', value=args.storage),
                        Parameter('writer_backend', value=args.writer_backend)]
     started = time.monotonic()
+    running: list = []
 
     def progress(nodes: list) -> None:
         if args.quiet:
@@ -99,13 +100,21 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         code = run_nodes(
-            [('recorder', lambda: RecorderNode(namespace='sensr', parameter_overrides=recorder_params)),
+            [('recorder', lambda: RecorderNode(namespace='sensr',
+                                               parameter_overrides=recorder_params)),
              ('bridge', lambda: BridgeNode(namespace='sensr', parameter_overrides=bridge_params))],
-            ['record', *ros_args], duration=args.duration, on_progress=progress)
+            ['record', *ros_args], duration=args.duration, on_progress=progress,
+            on_started=running.extend)
     finally:
         if sim is not None:
             sim.terminate()
             sim.wait(timeout=10)
+    if running:
+        counts = running[1].counters.snapshot()
+        final = running[0].final_stats
+        print(f"result: clouds_received={counts.get('points_received', 0)} "
+              f"clouds_published={counts.get('points_published', 0)} "
+              f"messages_written={final.messages if final else 0}", flush=True)
     bags = sorted(Path(args.output_dir).glob('*/metadata.yaml'), key=lambda p: p.stat().st_mtime)
     if code == 0 and bags:
         print(format_summary(summarize(bags[-1].parent)), flush=True)

@@ -58,7 +58,8 @@ PARAMETERS: list[tuple[str, Any, str]] = [
     ('autostart', True, 'Configure and activate on start (run without a lifecycle manager).'),
 ]
 
-_RELIABILITY = {ReliabilityPolicy.RELIABLE: 'reliable', ReliabilityPolicy.BEST_EFFORT: 'best_effort'}
+_RELIABILITY = {ReliabilityPolicy.RELIABLE: 'reliable',
+                ReliabilityPolicy.BEST_EFFORT: 'best_effort'}
 _DURABILITY = {DurabilityPolicy.TRANSIENT_LOCAL: 'transient_local',
                DurabilityPolicy.VOLATILE: 'volatile'}
 

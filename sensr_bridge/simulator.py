@@ -90,6 +90,7 @@ _HANDSHAKE_TIMEOUT_S = 5.0
 _CLOSE_TIMEOUT_S = 2.0
 _JOIN_TIMEOUT_S = 5.0
 _ACCEPT_RETRY_S = 0.1
+_SIGNAL_POLL_S = 0.2
 _MAX_REQUEST_BYTES = 16384
 # SENSR never reads what clients send; cap it so a client cannot make us buffer much.
 _MAX_CLIENT_PAYLOAD = 1 << 20
@@ -1852,26 +1853,33 @@ def _summary(stats: SimulatorStats, elapsed_s: float) -> str:
     return ' '.join(parts)
 
 
+def _wait_run(sim: Simulator, deadline: float) -> bool:
+    """Wait for the run to end or a monotonic deadline; True when the run ended.
+
+    Waits in slices: Python runs signal handlers in the main thread only between
+    bytecodes, and a signal taken by another thread (numpy's BLAS threads do not block
+    signals) does not interrupt a blocking wait.
+    """
+    while (left := deadline - time.monotonic()) > 0:
+        if sim.wait(min(left, _SIGNAL_POLL_S)):
+            return True
+    return sim.wait(0)
+
+
 def _serve(sim: Simulator, faults: list[_Fault], flush_s: float) -> int:
-    signals = (signal.SIGINT, signal.SIGTERM)
-    # The simulator's threads inherit this mask, so the signals always reach this thread and
-    # interrupt its wait; taken by another thread, they would wait for the run to end.
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
         sim.start()
     except SimulatorError as exc:
         print(f'simulator: {exc}', file=sys.stderr)
         return 1
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     started = time.monotonic()
     try:
         print(f'ready output_port={sim.output_port} point_port={sim.point_port}', flush=True)
         for fault in faults:
-            if sim.wait(max(0.0, started + fault.at_s - time.monotonic())):
+            if _wait_run(sim, started + fault.at_s):
                 break
             _apply_fault(sim, fault)
-        sim.wait()
+        _wait_run(sim, math.inf)
     finally:
         sim.stop(flush_s=flush_s)
     print(_summary(sim.stats(), time.monotonic() - started), flush=True)

@@ -146,9 +146,9 @@ def test_config_file_wins_over_preset_and_is_ordered(tmp_path: Path) -> None:
         ('cache_size', '-4000')]
     assert resolve_pragmas('', tmp_path / 'c.yaml') == resolve_pragmas('resilient', config)
     only = write_config(tmp_path / 'd.yaml', ['cache_size = -4000'])
-    assert resolve_pragmas('none', only) == [*PRESETS[DEFAULT_PRESET][:1],
-                                            ('cache_size', '-4000'),
-                                            *PRESETS[DEFAULT_PRESET][1:]]
+    assert resolve_pragmas('rosbag2_default', only) == [
+        ('journal_mode', 'MEMORY'), ('cache_size', '-4000'), ('synchronous', 'OFF')]
+    assert resolve_pragmas('none') == resolve_pragmas('') == list(PRESETS[DEFAULT_PRESET])
 
 
 def test_pragmas_from_config_are_applied_and_read_back(tmp_path: Path) -> None:
@@ -226,16 +226,19 @@ def small_fs(tmp_path: Path):
 def fill_until_full(writer: Sqlite3Writer) -> list[tuple[str, int, bytes]]:
     """Write 200 kB batches until the device is full; return what was committed."""
     written: list[tuple[str, int, bytes]] = []
+    full: StorageFullError | None = None
     for i in range(1000):
         batch = [(CLOUD.name, 2 * i + j, bytes([i % 256, j]) * 50_000) for j in range(2)]
         try:
             writer.write_batch(batch)
         except StorageFullError as err:
-            assert 'storage full while writing' in str(err)
-            assert 'rolled back' in str(err)
-            return written
+            full = err
+            break
         written += batch
-    pytest.fail('a 4 MiB filesystem never filled up')
+    assert full is not None, 'a 4 MiB filesystem never filled up'
+    assert 'storage full while writing' in str(full)
+    assert 'rolled back' in str(full)
+    return written
 
 
 def read_all(uri: Path) -> list[tuple[str, int, bytes]]:

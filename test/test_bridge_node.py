@@ -10,9 +10,9 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
-from rclpy.serialization import deserialize_message
 
 from sensr_bridge import cloud, protocol
 from sensr_bridge.bridge_node import BridgeNode
