@@ -26,6 +26,10 @@ Example::
     with Simulator(SimulatorConfig(output_port=0, point_port=0)) as sim:
         ws = websocket.create_connection(sim.url('point'))
         result = protocol.PointResult.FromString(ws.recv())
+
+Command line (``simulator`` console script or ``python -m sensr_bridge.simulator``)::
+
+    simulator --output-port 0 --point-port 0 --rate 30 --duration 60 --fault 10:drop
 """
 
 from __future__ import annotations
@@ -1241,7 +1245,12 @@ class Simulator:
         return f'{scheme}://{host}:{self._ports[role].port}/'
 
     def stats(self) -> SimulatorStats:
-        """Return a snapshot of all counters."""
+        """Return a snapshot of all counters.
+
+        Returns:
+            Frames produced and the counters of each served port.
+
+        """
         with self._cond:
             clients = {role: len(port.clients) for role, port in self._ports.items()}
         return SimulatorStats(
@@ -1249,11 +1258,17 @@ class Simulator:
             ports={role: port.snapshot(clients[role]) for role, port in self._ports.items()})
 
     def sent_log(self) -> dict[int, int]:
-        """Return a copy of the send log: frame seq to wall-clock ns of its send start.
+        """Return a copy of the send log: when each frame's send started.
 
-        The value is also the frame's ``OutputMessage.timestamp`` and
-        ``stream.first_cloud_arrival_timestamp``; only the last ``sent_log_size`` frames
-        are kept.
+        The time is taken when the frame is handed to every client's sender (a client
+        still busy with earlier frames starts later). It is also the frame's
+        ``OutputMessage.timestamp`` and ``stream.first_cloud_arrival_timestamp``, so a
+        receiver can map an OutputMessage to its frame number. Only the last
+        ``sent_log_size`` frames are kept.
+
+        Returns:
+            Frame sequence number to wall-clock nanoseconds (``time.time_ns()``).
+
         """
         with self._log_lock:
             return dict(self._sent_log)
@@ -1332,6 +1347,9 @@ class Simulator:
             port: Role name or port number; None: all ports.
             down_s: Seconds without a listener.
 
+        Raises:
+            SimulatorError: When a port cannot be bound again.
+
         """
         self.take_down(port)
         if not self._halt.wait(down_s):
@@ -1395,11 +1413,13 @@ class Simulator:
             target = self._ports[role]
             with self._cond:
                 clients = list(target.clients)
+            queued_here = 0
             for _ in range(count):
                 item = self._fault_item(role, kind, size)
                 for client in clients:
-                    queued += client.enqueue(item, overflow_check=False)
-            target.add(injected=count * len(clients))
+                    queued_here += client.enqueue(item, overflow_check=False)
+            target.add(injected=queued_here)
+            queued += queued_here
         return queued
 
     # --- internals ---------------------------------------------------------------------
