@@ -39,7 +39,12 @@ from rosbags.rosbag2 import Reader
 
 from sensr_bridge.bag.base import StorageOptions, TopicInfo
 from sensr_bridge.bag.mcap_writer import McapWriter
-from sensr_bridge.bag.pragmas import Pragma, apply_pragmas, write_storage_config
+from sensr_bridge.bag.pragmas import (
+    Pragma,
+    apply_pragmas,
+    parse_storage_config,
+    write_storage_config,
+)
 from sensr_bridge.bag.reindex import reindex
 from sensr_bridge.bag.sqlite3_writer import Sqlite3Writer
 from sensr_bridge.bag.typedefs import typestore
@@ -103,12 +108,6 @@ def pointcloud2_cdr(points: int, stamp_ns: int = 0, seed: int = 0) -> bytes:
     return bytes(store.serialize_cdr(msg, CLOUD_TYPE))
 
 
-def _sqlite_writer(uri: Path, pragmas: list[Pragma]) -> Sqlite3Writer:
-    config = uri.with_name(uri.name + '.pragmas.yaml')
-    write_storage_config(config, pragmas)
-    return Sqlite3Writer(StorageOptions(uri, storage_config_uri=str(config)))
-
-
 def _write_bag(writer: BagWriter, cloud: bytes, count: int, batch: int) -> None:
     with writer:
         writer.create_topic(TopicInfo(CLOUD_TOPIC, CLOUD_TYPE))
@@ -158,8 +157,6 @@ def _measure(work: Callable[[Path], None], root: Path, repeat: int) -> dict[str,
         writes.append(written - start)
         durables.append(time.perf_counter() - start)
         shutil.rmtree(uri)
-        for leftover in root.glob('bag.*'):
-            leftover.unlink()
     return {'write_s': statistics.median(writes), 'durable_s': statistics.median(durables)}
 
 
@@ -187,7 +184,7 @@ def run_benchmark(root: Path, count: int, batch: int, repeat: int,
     for name in sets:
         pragmas = PRAGMA_SETS[name]
         cases.append((name, 'writer', lambda u, c, n, b, p=pragmas: _write_bag(
-            _sqlite_writer(u, p), c, n, b)))
+            Sqlite3Writer(StorageOptions(u), pragmas=p), c, n, b)))
         cases.append((name, 'plain sqlite', _plain_sqlite(pragmas)))
     rows = []
     total_mb = count * len(cloud) / 1e6
@@ -224,17 +221,19 @@ def crash_child(uri: Path, config: Path, batches: int, batch: int, points: int) 
     """Write batches, printing 'begin i' before and 'committed i' after each (crash mode).
 
     Message j of batch i has timestamp ``i * batch + j`` and the payload of
-    ``pointcloud2_cdr(points, seed=i)``.
+    ``pointcloud2_cdr(points, seed=i)``. After the last batch the child waits for
+    standard input to close before closing the bag, so a kill sent during or after the
+    last batch never finds a finished bag.
 
     Args:
         uri: Bag directory to create.
-        config: Storage config file with the pragmas.
+        config: Storage config file with the exact pragmas to apply.
         batches: Batches to write.
         batch: Messages per batch.
         points: Points per cloud.
 
     """
-    writer = Sqlite3Writer(StorageOptions(uri, storage_config_uri=str(config)))
+    writer = Sqlite3Writer(StorageOptions(uri), pragmas=parse_storage_config(config))
     writer.open()
     writer.create_topic(TopicInfo(CLOUD_TOPIC, CLOUD_TYPE))
     print('ready', flush=True)
@@ -243,6 +242,7 @@ def crash_child(uri: Path, config: Path, batches: int, batch: int, points: int) 
         print(f'begin {index}', flush=True)
         writer.write_batch([(CLOUD_TOPIC, index * batch + j, cloud) for j in range(batch)])
         print(f'committed {index}', flush=True)
+    sys.stdin.read()
     writer.close()
 
 
@@ -317,17 +317,19 @@ def run_crash(root: Path, sets: dict[str, list[Pragma]], *, runs: int, batch: in
     for name, pragmas in sets.items():
         config = root / 'pragmas.yaml'
         write_storage_config(config, pragmas)
-        row = {'case': name, 'runs': runs, 'killed_mid_batch': 0, 'reindex_ok': 0,
+        row = {'case': name, 'runs': runs, 'killed': 0, 'reindex_ok': 0,
                'quick_check_ok': 0, 'committed_present': 0, 'killed_batch_kept': 0,
-               'torn': 0, 'errors': []}
+               'torn': 0, 'clean': 0, 'silent_loss': 0, 'errors': []}
         for _ in range(runs):
             uri = root / 'crash'
             target = rng.randint(1, 3)
+            # The child writes batches 0..target and waits: the kill lands in batch
+            # target or just after it, never in a later one.
             child = subprocess.Popen(
                 [sys.executable, '-m', 'sensr_bridge.bench_storage', '--child', str(uri),
                  '--child-config', str(config), '--batch', str(batch),
-                 '--points', str(points), '--count', str(target + 2)],
-                stdout=subprocess.PIPE, text=True, env=env)
+                 '--points', str(points), '--count', str(target + 1)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
             committed, began, batch_s = 0, 0.0, 0.0
             for line in child.stdout:
                 if line.startswith('begin'):
@@ -341,12 +343,17 @@ def run_crash(root: Path, sets: dict[str, list[Pragma]], *, runs: int, batch: in
                     child.send_signal(signal.SIGKILL)
                     break
             child.wait()
+            child.stdin.close()
             child.stdout.close()
-            row['killed_mid_batch'] += int(child.returncode == -signal.SIGKILL)
+            row['killed'] += int(child.returncode == -signal.SIGKILL)
             checked = check_crashed_bag(uri, committed, batch, points)
             for key in ('reindex_ok', 'quick_check_ok', 'committed_present', 'torn'):
                 row[key] += int(checked[key])
             row['killed_batch_kept'] += int(checked['killed_batch_messages'] == batch)
+            detected = checked['error'] or not checked['quick_check_ok']
+            intact = checked['committed_present'] and not checked['torn']
+            row['clean'] += int(intact and not detected)
+            row['silent_loss'] += int(not intact and not detected)
             if checked['error']:
                 row['errors'].append(checked['error'])
             shutil.rmtree(uri)
@@ -366,14 +373,17 @@ def format_crash_table(rows: list[dict[str, Any]]) -> str:
 
     """
     lines = [f'{"case":<22} {"runs":>4} {"killed":>6} {"reindex":>7} {"check":>5} '
-             f'{"kept":>4} {"late":>4} {"torn":>4}']
-    lines += [f'{r["case"]:<22} {r["runs"]:4d} {r["killed_mid_batch"]:6d} '
+             f'{"kept":>4} {"late":>4} {"torn":>4} {"clean":>5} {"silent":>6}']
+    lines += [f'{r["case"]:<22} {r["runs"]:4d} {r["killed"]:6d} '
               f'{r["reindex_ok"]:7d} {r["quick_check_ok"]:5d} {r["committed_present"]:4d} '
-              f'{r["killed_batch_kept"]:4d} {r["torn"]:4d}' for r in rows]
+              f'{r["killed_batch_kept"]:4d} {r["torn"]:4d} {r["clean"]:5d} '
+              f'{r["silent_loss"]:6d}' for r in rows]
     lines.append('reindex: bag recovered; check: PRAGMA quick_check ok; kept: every batch '
                  'reported committed present bit-exact;')
     lines.append('late: the killed batch had committed before the kill landed; torn: part of '
-                 'a batch or a wrong payload visible.')
+                 'a batch or a wrong payload visible;')
+    lines.append('clean: recovered, checked, kept, not torn; silent: data lost or torn '
+                 'without any error or failed check.')
     lines.append('Only process crashes (SIGKILL) are tested; power loss cannot be.')
     return '\n'.join(lines)
 

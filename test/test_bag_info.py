@@ -79,7 +79,7 @@ def test_format_size(size: int, text: str) -> None:
 def test_reindex_rebuilds_deleted_metadata(tmp_path: Path, version: int,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     uri = tmp_path / 'bag'
-    write_bag(uri, max_bagfile_size=100_000, metadata_version=version,
+    write_bag(uri, max_bagfile_duration=1, metadata_version=version,
               custom_data={'site': 'lab'})
     original = yaml.safe_load((uri / 'metadata.yaml').read_text())
     assert len(original['rosbag2_bagfile_information']['files']) > 1

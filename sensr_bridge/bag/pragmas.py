@@ -19,43 +19,44 @@ from __future__ import annotations
 
 from pathlib import Path
 import re
-from typing import TYPE_CHECKING
+import sqlite3
 
 import yaml
 
 from sensr_bridge.errors import ConfigError
 
-if TYPE_CHECKING:
-    import sqlite3
-
 Pragma = tuple[str, str]
 """A pragma name (optionally ``schema.name``) and its value ('' for a bare statement)."""
 
-# Presets. The default was chosen with ``python -m sensr_bridge.bench_storage`` (60
+# Presets. The default was chosen with ``python -m sensr_bridge.bench_storage``: 60
 # PointCloud2 messages of 14.7 MB in batches of 4, median of 3 runs, on the 2-core
-# development VM with ext4 on a virtio disk). "write" is MB/s until close() returns,
-# "durable" includes an fsync of the bag files afterwards; the raw-file baseline
-# (write + fsync, no SQLite) reached 957 / 504 MB/s in the same run:
+# development VM (ext4 on a virtio disk; run-to-run noise about 30 %). "write" is MB/s
+# until close() returns, "durable" includes an fsync of the bag files afterwards; the
+# raw-file baseline (no SQLite) reached 845 MB/s durable in the same run. "malformed"
+# counts bags that SIGKILL during a batch left unrecoverable (``--crash``, 10 runs with
+# 0.5 MB messages; with 14.7 MB messages the commit is a smaller part of a batch: 0 of 6
+# for MEMORY/OFF, but 3 of 6 with a page cache holding the whole batch):
 #
-#   journal/sync, page size   write  durable  SIGKILL mid-batch (bench --crash)
-#   MEMORY/OFF, 4 KiB           512      291  can leave a malformed file when the kill
-#                                             lands in COMMIT (6 of 10 with a cache
-#                                             holding the whole batch)
-#   WAL/NORMAL, 4 KiB           169      169  safe; every byte is written twice
-#   TRUNCATE/OFF, 4 KiB         682      359  safe
-#   MEMORY/OFF, 64 KiB         1557      601  as MEMORY/OFF above
-#   PERSIST/OFF, 64 KiB        1834      713  safe
-#   TRUNCATE/OFF, 64 KiB       1740      651  safe
+#   journal/sync, page size   write  durable  malformed
+#   MEMORY/OFF, 4 KiB           769      355  7 of 10
+#   WAL/NORMAL, 4 KiB           171      171  0 of 10 (every byte is written twice)
+#   TRUNCATE/OFF, 4 KiB         693      340  0 of 10
+#   MEMORY/OFF, 64 KiB         1638      623  3 of 10
+#   PERSIST/OFF, 64 KiB        1544      628  0 of 10
+#   TRUNCATE/OFF, 64 KiB       1357      585  0 of 10 (1740 / 651 in an earlier run)
 #
-# 64 KiB pages cut the overflow pages of a 14.7 MB blob (one pwrite each) from 3600 to
-# 225. A rollback journal costs nothing measurable: SQLite does not journal pages
-# appended beyond the file's size at the start of a transaction, so an append-only bag
-# journals only the few b-tree pages a batch rewrites, while it makes an interrupted
-# batch roll back on the next open. TRUNCATE and PERSIST are equal within the noise;
-# TRUNCATE leaves no stale journal content. With synchronous=OFF nothing is fsynced, so
-# no preset but 'resilient' limits what a power loss or kernel crash can destroy.
-# Hence DEFAULT_PRESET = 'crash_safe': the fastest set measured, and safe against
-# process crashes. 'resilient' and 'rosbag2_default' reproduce rosbag2's presets.
+# With MEMORY a kill during COMMIT leaves half-written pages and no journal to undo
+# them: reindex fails with "database disk image is malformed" and the file's committed
+# batches are only reachable with ``sqlite3 .recover``. A rollback journal undoes the
+# interrupted batch on the next open and costs nothing measurable: SQLite does not
+# journal pages appended beyond the file's size at the start of a transaction, so an
+# append-only bag journals only the few b-tree pages a batch rewrites. 64 KiB pages cut
+# the overflow pages of a 14.7 MB blob (one pwrite each) from 3600 to 225. TRUNCATE and
+# PERSIST are equal within the noise; TRUNCATE leaves no stale journal content.
+# synchronous=OFF skips fsync, so no preset but 'resilient' limits what a power loss or
+# kernel crash can destroy (not testable here).
+# Hence DEFAULT_PRESET = 'crash_safe': as fast as the fastest set measured, and safe
+# against process crashes. 'resilient' and 'rosbag2_default' reproduce rosbag2's presets.
 PRESETS: dict[str, tuple[Pragma, ...]] = {
     'crash_safe': (('page_size', '65536'), ('journal_mode', 'TRUNCATE'),
                    ('synchronous', 'OFF')),
@@ -177,6 +178,20 @@ def _base_name(name: str) -> str:
     return name.rsplit('.', 1)[-1].lower()
 
 
+def pragma_value(pragmas: list[Pragma], name: str) -> str | None:
+    """The value a pragma list assigns to ``name`` (with or without schema prefix).
+
+    Args:
+        pragmas: From ``resolve_pragmas``.
+        name: Pragma name, e.g. 'page_size'.
+
+    Returns:
+        The value, or None if the list does not set it.
+
+    """
+    return next((v for n, v in pragmas if _base_name(n) == name.lower() and v), None)
+
+
 def resolve_pragmas(preset: str, config_uri: str | Path = '') -> list[Pragma]:
     """Combine a config file and a preset into the pragmas to apply, in apply order.
 
@@ -195,12 +210,25 @@ def resolve_pragmas(preset: str, config_uri: str | Path = '') -> list[Pragma]:
     names = {_base_name(name) for name, _ in chosen}
     # The config file wins: preset pragmas only fill names the file does not set.
     chosen += [p for p in preset_pragmas(preset) if _base_name(p[0]) not in names]
+    return order_pragmas(chosen)
 
-    def order(pragma: Pragma) -> int:
+
+def order_pragmas(pragmas: list[Pragma]) -> list[Pragma]:
+    """Sort pragmas into the safe apply order (stable otherwise).
+
+    Args:
+        pragmas: The pragmas.
+
+    Returns:
+        ``page_size``, ``auto_vacuum``, ``encoding``, ``journal_mode`` first, then the
+        rest in their given order.
+
+    """
+    def rank(pragma: Pragma) -> int:
         base = _base_name(pragma[0])
         return _FIRST.index(base) if base in _FIRST else len(_FIRST)
 
-    return sorted(chosen, key=order)
+    return sorted(pragmas, key=rank)
 
 
 def _normalize(name: str, value: str) -> str:
@@ -223,8 +251,6 @@ def apply_pragmas(conn: sqlite3.Connection, pragmas: list[Pragma]) -> None:
         ConfigError: sqlite rejected a pragma, or reads back another value.
 
     """
-    import sqlite3
-
     for name, value in pragmas:
         statement = f'PRAGMA {name} = {value}' if value else f'PRAGMA {name}'
         try:

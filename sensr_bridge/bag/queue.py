@@ -114,7 +114,8 @@ class BatchingWriter:
 
     Args:
         writer: An open bag writer; this object closes it in ``close``.
-        max_queue_bytes: Bound on the payload bytes waiting in the queue.
+        max_queue_bytes: Bound on the payload bytes waiting in the queue (the batch being
+            written, at most ``batch_max_bytes`` or one message, comes on top).
         batch_max_messages: Most messages per batch.
         batch_max_bytes: Most payload bytes per batch (a single larger message still
             forms a batch of its own).

@@ -16,8 +16,8 @@ Differences from rosbag2, all deliberate:
 - Pragmas come from ``pragmas.resolve_pragmas``: the default preset is chosen by
   measurement (see ``pragmas.PRESETS``), applied in a safe order and read back.
 - A file is split before a batch that would push it past ``max_bagfile_size``
-  (rosbag2 splits after the file has passed it), so files stay below the limit unless
-  a single batch is larger.
+  (estimated as payload plus one page; rosbag2 splits after the file has passed it),
+  so files stay within about a page of the limit unless a single batch is larger.
 - When a file is closed its journal mode is set back to DELETE, which removes any
   ``-journal``/``-wal`` side file, so the ``.db3`` alone is the complete database
   (readers such as rosbags open it immutable and would ignore a WAL).
@@ -41,7 +41,13 @@ from sensr_bridge.bag.metadata import (
     serialize_qos,
     write_metadata_file,
 )
-from sensr_bridge.bag.pragmas import Pragma, apply_pragmas, resolve_pragmas
+from sensr_bridge.bag.pragmas import (
+    Pragma,
+    apply_pragmas,
+    order_pragmas,
+    pragma_value,
+    resolve_pragmas,
+)
 from sensr_bridge.bag.typedefs import type_definition
 from sensr_bridge.errors import BagError, ConfigError, StorageFullError
 
@@ -54,8 +60,11 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 4
-# rosbag2's MIN_SPLIT_FILE_SIZE: an empty schema-4 database is about this large.
+# rosbag2's MIN_SPLIT_FILE_SIZE, for its 4 KiB pages.
 MIN_SPLIT_FILE_SIZE = 86016
+# An empty bag file has one page per table and index plus page 1; one more holds data.
+_MIN_SPLIT_PAGES = 8
+_SQLITE_DEFAULT_PAGE_SIZE = 4096
 # rosbag2 SqliteStorage::initialize, statement for statement.
 SCHEMA_STATEMENTS = (
     'CREATE TABLE schema(schema_version INTEGER PRIMARY KEY,ros_distro TEXT NOT NULL);',
@@ -86,7 +95,7 @@ def storage_error(err: Exception, what: str) -> BagError:
 
     """
     if is_storage_full(err):
-        msg = f'storage full while {what}: {err}; the batch was rolled back'
+        msg = f'storage full while {what}: {err}'
         return StorageFullError(msg)
     msg = f'sqlite3 error while {what}: {err}'
     return BagError(msg)
@@ -163,7 +172,8 @@ class _Db3File:
             if self.conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute('ROLLBACK')
-            raise storage_error(err, f'writing {self.path}') from err
+            raise storage_error(err, f'writing {self.path}; the batch was rolled back, '
+                                     f'the file keeps every earlier batch') from err
         self.size = self._page_count() * self.page_size
         stamps = [stamp for _, stamp, _ in messages]
         self.start_ns = min(stamps) if self.start_ns is None else min(self.start_ns, *stamps)
@@ -197,24 +207,32 @@ class Sqlite3Writer(BagWriter):
 
     Args:
         options: Where and how to write; ``storage_id`` must be 'sqlite3'.
+        pragmas: Exact pragmas to apply instead of those of ``storage_preset_profile``
+            and ``storage_config_uri`` (for benchmarks and tests).
 
     Raises:
-        ConfigError: Wrong storage id, split size below rosbag2's minimum, unknown preset
-            or bad storage config file.
+        ConfigError: Wrong storage id, unknown preset, bad storage config file, or a split
+            size smaller than rosbag2's minimum or than 8 database pages (an empty bag
+            file is 7).
 
     """
 
-    def __init__(self, options: StorageOptions) -> None:
+    def __init__(self, options: StorageOptions, *, pragmas: list[Pragma] | None = None) -> None:
         super().__init__(options)
         if options.storage_id != 'sqlite3':
             msg = f'Sqlite3Writer writes sqlite3 bags, not {options.storage_id!r}'
             raise ConfigError(msg)
-        if 0 < options.max_bagfile_size < MIN_SPLIT_FILE_SIZE:
+        self.pragmas = (order_pragmas(pragmas) if pragmas is not None else
+                        resolve_pragmas(options.storage_preset_profile,
+                                        options.storage_config_uri))
+        self._page_size = int(pragma_value(self.pragmas, 'page_size')
+                              or _SQLITE_DEFAULT_PAGE_SIZE)
+        min_split = max(MIN_SPLIT_FILE_SIZE, _MIN_SPLIT_PAGES * self._page_size)
+        if 0 < options.max_bagfile_size < min_split:
             msg = (f'max_bagfile_size {options.max_bagfile_size} is below the minimum of '
-                   f'{MIN_SPLIT_FILE_SIZE} bytes for sqlite3 (0 disables splitting)')
+                   f'{min_split} bytes for sqlite3 with {self._page_size}-byte pages '
+                   f'(0 disables splitting)')
             raise ConfigError(msg)
-        self.pragmas = resolve_pragmas(options.storage_preset_profile,
-                                       options.storage_config_uri)
         self._distro = ros_distro()
         self._file: _Db3File | None = None
         self._closed_files: list[FileRecord] = []
@@ -272,7 +290,9 @@ class Sqlite3Writer(BagWriter):
         if current is None or not current.message_count:
             return False
         max_size = self.options.max_bagfile_size
-        if max_size and current.size + sum(len(data) for _, _, data in messages) > max_size:
+        # Growth estimate: the payload plus one page for b-tree and page-rounding overhead.
+        growth = sum(len(data) for _, _, data in messages) + current.page_size
+        if max_size and current.size + growth > max_size:
             return True
         max_duration_ns = self.options.max_bagfile_duration * 1_000_000_000
         newest = max(stamp for _, stamp, _ in messages)
