@@ -12,6 +12,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import UInt8MultiArray
 from visualization_msgs.msg import MarkerArray
 
 from sensr_bridge import cloud, protocol
@@ -114,7 +115,7 @@ def test_markers_place_boxes_at_sensr_geometry(ros):
                              start_after_clients=1, objects=5)
     with Simulator(config) as sim:
         collector = Collector(context, [('/sensr/objects/markers', MarkerArray),
-                                        ('/sensr/output_raw', protocol_raw_type())])
+                                        ('/sensr/output_raw', UInt8MultiArray)])
         executor.add_node(collector.node)
         node = BridgeNode(namespace='sensr', context=context, parameter_overrides=[
             Parameter('output_port', value=sim.output_port), Parameter('point_port', value=0),
@@ -125,7 +126,6 @@ def test_markers_place_boxes_at_sensr_geometry(ros):
         node.trigger_activate()
         assert collector.wait('/sensr/output_raw', 1)
         assert collector.wait('/sensr/objects/markers', 1)
-        from std_msgs.msg import UInt8MultiArray
         raw = deserialize_message(collector.msgs['/sensr/output_raw'][0], UInt8MultiArray)
         out = protocol.OutputMessage.FromString(bytes(raw.data))
         markers = deserialize_message(collector.msgs['/sensr/objects/markers'][0], MarkerArray)
@@ -140,11 +140,6 @@ def test_markers_place_boxes_at_sensr_geometry(ros):
             assert np.cos(yaw - obj.bbox.yaw) == pytest.approx(1.0, abs=1e-5)
             assert box.scale.z == pytest.approx(obj.bbox.size.z, abs=1e-5)
         node.trigger_shutdown()
-
-
-def protocol_raw_type():
-    from std_msgs.msg import UInt8MultiArray
-    return UInt8MultiArray
 
 
 def test_configure_fails_with_clear_message(ros):
