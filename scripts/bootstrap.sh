@@ -14,5 +14,15 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/requirements-$distro.txt"
   touch "$stamp"
 fi
+# The oldest supported protobuf runtime, beside the venv's own (test/test_protobuf_compat.py
+# puts it first on PYTHONPATH in a subprocess).
+oldest="$venv/protobuf-3.20"
+oldest_stamp="$oldest/.requirements-$(sha1sum < "$root/requirements-protobuf-oldest.txt" | cut -c1-12)"
+if [ ! -f "$oldest_stamp" ]; then
+  rm -rf "$oldest"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    --target "$oldest" -r "$root/requirements-protobuf-oldest.txt"
+  touch "$oldest_stamp"
+fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$root" >/dev/null
 echo "$venv"

@@ -11,6 +11,7 @@ every drop is counted, logged (throttled) and reported in ``/diagnostics``.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 import queue
 import threading
 import time
@@ -20,6 +21,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -30,7 +32,7 @@ from visualization_msgs.msg import MarkerArray
 from sensr_bridge import cdr, cloud, decode, outputs, protocol
 from sensr_bridge.client import ClientOptions, SensrClient
 from sensr_bridge.errors import ConfigError, DecodeError
-from sensr_bridge.stats import Counters, LatencyWindow
+from sensr_bridge.stats import Counters, LatencyWindow, write_json
 
 if TYPE_CHECKING:
     from rclpy.lifecycle import LifecyclePublisher
@@ -61,18 +63,23 @@ PARAMETERS: list[tuple[str, Any, str]] = [
     ('qos_reliability', 'reliable', "'reliable' (REP-2003 default) or 'best_effort'."),
     ('qos_depth', 5, 'History depth of the publishers (each 14.7 MB cloud is held per slot).'),
     ('decode_workers', 0, 'Decode processes for point frames; 0 decodes on a thread in-process.'),
-    ('max_pending_frames', 4, 'Point frames waiting for decoding; newer frames are dropped.'),
+    ('max_pending_frames', 8,
+     'Point frames waiting for decoding (memory bound: this x frame size); newer frames are '
+     'dropped.'),
     ('max_frame_bytes', 64 << 20, 'Largest websocket message accepted; larger are skipped.'),
     ('output_queue_size', 64, 'Output frames waiting to be published; newer are dropped.'),
     ('ping_interval', 2.0, 'Seconds between keep-alive pings (SENSR keeps dead connections).'),
     ('ping_timeout', 3.0, 'Seconds without a pong before reconnecting.'),
     ('stall_timeout', 5.0, 'Seconds without any data before reconnecting.'),
     ('reconnect_backoff_initial', 0.1, 'First reconnect delay, seconds.'),
-    ('reconnect_backoff_max', 2.0, 'Cap of the exponential reconnect delay, seconds.'),
+    ('reconnect_backoff_max', 0.5,
+     'Cap of the exponential reconnect delay, seconds: the longest wait between SENSR '
+     'coming back and the reconnect.'),
     ('max_reconnects', 0, 'Failed attempts in a row before giving up; 0 = never give up.'),
     ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.'),
     ('stats_log_period', 10.0, 'Seconds between statistics log lines; 0 = off.'),
     ('drain_timeout', 1.5, 'Seconds allowed at shutdown to publish frames already received.'),
+    ('stats_file', '', "Write the final statistics here as JSON at shutdown; '' = off."),
     ('autostart', True, 'Configure and activate on start (run without a lifecycle manager).'),
 ]
 
@@ -101,6 +108,7 @@ class BridgeNode(LifecycleNode):
         self._bridge_timers: list[Any] = []
         self._output_queue: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(1)
         self._output_thread: threading.Thread | None = None
+        self._cloud_options = decode.CloudOptions()
         self._accepting = threading.Event()
         self._last_warn: dict[str, float] = {}
         self._p: dict[str, Any] = {}
@@ -165,8 +173,13 @@ class BridgeNode(LifecycleNode):
                     else list(decode.CLOUD_KEYS.values()))
             for key in keys:
                 topic = 'points' if key == 'merged' else f'points/{key}'
+                # Matched subscribers are logged: shows when a recorder or RViz connects.
+                matched = PublisherEventCallbacks(
+                    matched=lambda info, name=topic: self.get_logger().info(
+                        f'{name}: {info.current_count} subscriber(s) matched'))
                 self._cloud_pubs[key] = self.create_lifecycle_publisher(
-                    PointCloud2, topic, self._qos(), qos_overriding_options=overrides)
+                    PointCloud2, topic, self._qos(), qos_overriding_options=overrides,
+                    event_callbacks=matched)
         if p['output_port']:
             self._pubs['events'] = self.create_lifecycle_publisher(String, 'events', 50)
             self._pubs['health'] = self.create_lifecycle_publisher(String, 'health', 10)
@@ -185,17 +198,9 @@ class BridgeNode(LifecycleNode):
                 self._pubs['zone_markers'] = self.create_lifecycle_publisher(
                     MarkerArray, 'zones/markers', self._qos(latched=True))
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        try:
-            self._decoder = decode.create_decoder(
-                options, p['frame_id'], self._publish_clouds, workers=p['decode_workers'],
-                max_frame_bytes=p['max_frame_bytes'], max_pending=p['max_pending_frames'])
-        except (ConfigError, OSError) as exc:
-            self.get_logger().error(f'cannot start the decoder: {exc}')
+        self._cloud_options = options
+        if not self._start_pipeline():
             return TransitionCallbackReturn.FAILURE
-        self._output_queue = queue.Queue(p['output_queue_size'])
-        self._output_thread = threading.Thread(target=self._output_loop, daemon=True,
-                                               name='sensr-output')
-        self._output_thread.start()
         group = MutuallyExclusiveCallbackGroup()
         self._bridge_timers.append(self.create_timer(p['diagnostics_period'],
                                                      self._publish_diagnostics,
@@ -209,8 +214,27 @@ class BridgeNode(LifecycleNode):
             f" qos={p['qos_reliability']}/depth {p['qos_depth']}")
         return TransitionCallbackReturn.SUCCESS
 
+    def _start_pipeline(self) -> bool:
+        """Start the decoder and the output thread (``drain`` stops them); False on error."""
+        p = self._p
+        try:
+            self._decoder = decode.create_decoder(
+                self._cloud_options, p['frame_id'], self._publish_clouds,
+                workers=p['decode_workers'], max_frame_bytes=p['max_frame_bytes'],
+                max_pending=p['max_pending_frames'])
+        except (ConfigError, OSError) as exc:
+            self.get_logger().error(f'cannot start the decoder: {exc}')
+            return False
+        self._output_queue = queue.Queue(p['output_queue_size'])
+        self._output_thread = threading.Thread(target=self._output_loop, daemon=True,
+                                               name='sensr-output')
+        self._output_thread.start()
+        return True
+
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        """Connect to SENSR."""
+        """Connect to SENSR (restarting the decoder a deactivation stopped)."""
+        if self._decoder is None and not self._start_pipeline():
+            return TransitionCallbackReturn.FAILURE
         result = super().on_activate(state)
         p = self._p
         scheme = 'wss' if p['use_tls'] else 'ws'
@@ -226,7 +250,9 @@ class BridgeNode(LifecycleNode):
                 backoff_initial=p['reconnect_backoff_initial'],
                 backoff_max=p['reconnect_backoff_max'], max_reconnects=p['max_reconnects'],
                 max_frame_bytes=p['max_frame_bytes'])
-            client = SensrClient(name, options, sink, self._client_event)
+            client = SensrClient(name, options, sink, self._client_event,
+                                 lambda kind, text, port=name: self._bad_frame(
+                                     port, DecodeError(kind, text)))
             self._sensr_clients.append(client)
             client.start()
         return result
@@ -239,6 +265,7 @@ class BridgeNode(LifecycleNode):
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Release publishers, decoder and timers."""
+        self.drain(self._p.get('drain_timeout', 1.5))  # stops the decoder when never activated
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -246,8 +273,16 @@ class BridgeNode(LifecycleNode):
         """Stop everything from any state."""
         self.stop_intake()
         self.drain(self._p.get('drain_timeout', 1.5))
+        if self._p.get('stats_file'):
+            write_json(self._p['stats_file'], self.final_stats())
         self._release()
         return TransitionCallbackReturn.SUCCESS
+
+    def final_stats(self) -> dict[str, Any]:
+        """Counters, latency and connection statistics (the ``stats_file`` content)."""
+        return {'counters': self.counters.snapshot(),
+                'publish_latency': asdict(self.latency.summary()),
+                'connections': {c.name: client_stats(c) for c in self._sensr_clients}}
 
     def stop_intake(self) -> None:
         """Stop taking frames from SENSR (the first step of a clean shutdown)."""
@@ -368,6 +403,8 @@ class BridgeNode(LifecycleNode):
     def _publish_output(self, frame: bytearray, recv_ns: int,
                         version: protocol.SensrVersion) -> None:
         msg = protocol.parse_output(frame)
+        for warning in protocol.output_warnings(frame, msg):
+            self.counters.add(f'output_warning_{warning}')
         stamp = recv_ns
         if self._p['stamp_source'] == 'sensr' and msg.HasField('timestamp'):
             stamp = protocol.timestamp_ns(msg.timestamp)
@@ -427,24 +464,19 @@ class BridgeNode(LifecycleNode):
         array.header.stamp = self.get_clock().now().to_msg()
         hw = f"sensr@{self._p.get('host', '')}"
         for client in self._sensr_clients:
-            with client.lock:
-                s = client.stats
-                values = {'state': s.state.value, 'url': client.options.url, 'frames': s.frames,
-                          'bytes': s.bytes, 'connects': s.connects,
-                          'disconnects': s.disconnects, 'failed_attempts': s.failed_attempts,
-                          'oversized_frames': s.oversized, 'text_frames': s.text_frames,
-                          'overflow_closes': s.overflow_closes,
-                          'outage_seconds_total': round(s.outage_s_total, 3),
-                          'last_error': s.last_error}
+            values = client_stats(client)
             level = DiagnosticStatus.OK if client.connected else DiagnosticStatus.ERROR
             array.status.append(_status(f'{self.get_name()}: {client.name} connection', hw,
-                                        level, s.state.value, values))
+                                        level, values['state'], values))
         counts = self.counters.snapshot()
         drops = {k: v for k, v in counts.items() if 'dropped' in k or '_bad_' in k}
         values = dict(counts)
-        values.update({'latency_p50_ms': round(self.latency.percentile(0.5) * 1e3, 2),
-                       'latency_p99_ms': round(self.latency.percentile(0.99) * 1e3, 2),
-                       'latency_max_ms': round(self.latency.max * 1e3, 2),
+        latency = self.latency.summary()
+        values.update({'latency_p50_ms': round(latency.p50_s * 1e3, 2),
+                       'latency_p99_ms': round(latency.p99_s * 1e3, 2),
+                       'latency_max_ms': round(latency.max_s * 1e3, 2),
+                       **{f'subscribers_{key}': pub.get_subscription_count()
+                          for key, pub in self._cloud_pubs.items()},
                        'decode_pending': self._decoder.pending if self._decoder else 0,
                        'output_queue': self._output_queue.qsize()})
         level = DiagnosticStatus.WARN if drops else DiagnosticStatus.OK
@@ -461,12 +493,26 @@ class BridgeNode(LifecycleNode):
         rates = self.counters.rates()
         counts = self.counters.snapshot()
         drops = sum(v for k, v in counts.items() if 'dropped' in k or '_bad_' in k)
+        latency = self.latency.summary()
         self.get_logger().info(
             f"clouds {rates.get('points_published', 0.0):.1f}/s "
             f"(total {counts.get('points_published', 0)}), "
             f"output {rates.get('output_published', 0.0):.1f}/s, dropped/bad {drops}, "
-            f'latency p50 {self.latency.percentile(0.5) * 1e3:.1f} ms '
-            f'p99 {self.latency.percentile(0.99) * 1e3:.1f} ms')
+            f'latency p50 {latency.p50_s * 1e3:.1f} ms p99 {latency.p99_s * 1e3:.1f} ms')
+
+
+def client_stats(client: SensrClient) -> dict[str, Any]:
+    """Return the connection statistics of a client as plain values."""
+    with client.lock:
+        s = client.stats
+        return {'state': s.state.value, 'url': client.options.url, 'frames': s.frames,
+                'bytes': s.bytes, 'connects': s.connects, 'disconnects': s.disconnects,
+                'failed_attempts': s.failed_attempts, 'oversized_frames': s.oversized,
+                'text_frames': s.text_frames, 'overflow_closes': s.overflow_closes,
+                'outage_seconds_total': round(s.outage_s_total, 3),
+                'last_outage_seconds': round(s.last_outage_s, 3),
+                'stall_timeouts': s.stall_timeouts, 'pong_timeouts': s.pong_timeouts,
+                'partial_frames': s.partial_frames, 'last_error': s.last_error}
 
 
 def _status(name: str, hw: str, level: bytes, message: str,

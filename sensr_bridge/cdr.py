@@ -70,3 +70,19 @@ def serialize_uint8_multiarray(label: str, data: bytes | memoryview) -> bytes:
     w.u32(0)  # layout.data_offset
     w.u32(len(data))
     return b''.join((w.buf, data))
+
+
+def header_stamp_ns(data: bytes | memoryview) -> int | None:
+    """Read the ``std_msgs/Header`` stamp that starts a serialized message, in nanoseconds.
+
+    Args:
+        data: A CDR message whose first field is a Header (e.g. PointCloud2).
+
+    Returns:
+        ``sec * 1e9 + nanosec``, or None if the data is too short or not CDR.
+
+    """
+    if len(data) < 12 or data[0] != 0 or data[1] not in (0, 1):
+        return None
+    sec, nanosec = struct.unpack_from('<iI' if data[1] == 1 else '>iI', data, 4)
+    return sec * 1_000_000_000 + nanosec

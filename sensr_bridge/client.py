@@ -3,15 +3,28 @@
 """Websocket client for one SENSR port: connect, receive, keep alive, reconnect forever.
 
 websocket-client performs the opening handshake (ws:// or wss:// with a CA file) and
-sends pings, pongs and close frames. Incoming frames are read by :class:`FrameReader`,
-a small RFC 6455 reader that knows each payload's length from its header before reading
-it, so oversized frames are skipped without being buffered, and reads payloads with
+sends pings and pongs. Incoming frames are read by :class:`FrameReader`, a small
+RFC 6455 reader that knows each payload's length from its header before reading it, so
+oversized frames are skipped without being buffered, and reads payloads with
 ``recv_into`` straight into one buffer instead of joining 16 KiB chunks.
+
+Everything that touches the socket runs on the client's one receiving thread: the socket
+has a short timeout (a *tick*), and on every tick, and between reads, the client checks
+its watchdogs and sends the keep-alive ping. This matters for TLS (an ``SSLSocket`` must
+not be read and written from two threads at once) and lets one clock judge both:
+
+* stall: no data message for ``stall_timeout`` seconds (pongs do not count, so a SENSR
+  that answers pings but sends nothing is detected);
+* half-open connection: no pong ``ping_timeout`` seconds after a ping.
+
+Other threads only ever shut the socket down (under a lock) to wake the receiving thread.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 import enum
 import logging
@@ -30,6 +43,11 @@ _LOG = logging.getLogger(__name__)
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 CLOSE_INTERNAL_ERROR = 1011
 OVERFLOW_REASON = 'Writing buffer is full'
+
+_MIN_TICK_S = 0.01
+_MAX_TICK_S = 0.5
+_LOG_BURST = 5
+_LOG_WINDOW_S = 10.0
 
 
 class ProtocolError(SensrBridgeError):
@@ -51,6 +69,21 @@ class ConnectionClosed(SensrBridgeError):
                          else 'connection ended without a close frame')
         self.code = code
         self.reason = reason
+
+
+class WatchdogTimeout(SensrBridgeError):
+    """A watchdog found the connection dead; the connection is dropped.
+
+    Attributes:
+        kind: ``stall`` (no data for ``stall_timeout``) or ``pong`` (no pong within
+            ``ping_timeout``).
+
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        """Initialize with the watchdog kind and a human-readable message."""
+        super().__init__(message)
+        self.kind = kind
 
 
 class State(str, enum.Enum):
@@ -79,32 +112,65 @@ class Frame:
 
 
 class FrameReader:
-    """Reads complete messages from a connected websocket socket (server side unmasked)."""
+    """Reads complete messages from a connected websocket socket (server side unmasked).
+
+    Attributes:
+        in_message: Whether part of a data message has been read and the rest has not
+            (a connection lost now loses that message).
+        received: Payload bytes of the current data message read so far.
+        last_data: ``time.monotonic()`` of the last payload bytes of a data message.
+
+    """
 
     def __init__(self, sock: socket.socket, max_size: int,
-                 on_control: Callable[[int, bytes], None]) -> None:
+                 on_control: Callable[[int, bytes], None],
+                 on_tick: Callable[[], None] | None = None, tick: float = _MAX_TICK_S) -> None:
         """Wrap a connected socket.
 
         Args:
-            sock: The socket, after the handshake.
+            sock: The socket, after the handshake. With ``on_tick``, its timeout should
+                be at most ``tick``.
             max_size: Larger messages are read and discarded, and reported with
                 ``data=None``.
             on_control: Called with (opcode, payload) for ping and pong frames.
+            on_tick: Called at least every ``tick`` seconds while reading (on socket
+                timeouts and between reads); may raise to abort the read. Without it,
+                socket timeouts propagate.
+            tick: Seconds between ``on_tick`` calls.
 
         """
         self._sock = sock
         self._max = max_size
         self._on_control = on_control
+        self._on_tick = on_tick
+        self._tick = tick
+        self._next_tick = time.monotonic() + tick
         self._head = bytearray(14)
         self._skip = bytearray(1 << 20)
+        self.in_message = False
+        self.received = 0
+        self.last_data = time.monotonic()
 
-    def _read_into(self, view: memoryview) -> None:
+    def _read_into(self, view: memoryview, *, data: bool = False) -> None:
         pos = 0
         while pos < len(view):
-            n = self._sock.recv_into(view[pos:])
+            try:
+                n = self._sock.recv_into(view[pos:])
+            except TimeoutError:
+                if self._on_tick is None:
+                    raise
+                n = -1
             if n == 0:
                 raise ConnectionClosed(None, '')
-            pos += n
+            now = time.monotonic()
+            if n > 0:
+                pos += n
+                if data:
+                    self.received += n
+                    self.last_data = now
+            if self._on_tick is not None and now >= self._next_tick:
+                self._next_tick = now + self._tick
+                self._on_tick()
 
     def _read_header(self) -> tuple[bool, int, int]:
         head = memoryview(self._head)
@@ -129,7 +195,7 @@ class FrameReader:
         view = memoryview(self._skip)
         while length:
             chunk = min(length, len(view))
-            self._read_into(view[:chunk])
+            self._read_into(view[:chunk], data=True)
             length -= chunk
 
     def read(self) -> Frame:
@@ -138,13 +204,15 @@ class FrameReader:
         Raises:
             ConnectionClosed: On a close frame or end of stream.
             ProtocolError: On a protocol violation.
-            OSError: On socket errors and timeouts.
+            OSError: On socket errors (and timeouts when there is no ``on_tick``).
 
         """
         parts: list[bytearray] = []
         size = 0
         opcode = None
         oversized = False
+        self.in_message = False
+        self.received = 0
         while True:
             fin, op, length = self._read_header()
             if op >= 0x8:
@@ -170,6 +238,8 @@ class FrameReader:
             else:
                 msg = f'unknown opcode {op}'
                 raise ProtocolError(msg)
+            self.in_message = True
+            self.last_data = time.monotonic()
             size += length
             if oversized or size > self._max:
                 oversized = True
@@ -177,10 +247,11 @@ class FrameReader:
                 self._discard(length)
             else:
                 buf = bytearray(length)
-                self._read_into(memoryview(buf))
+                self._read_into(memoryview(buf), data=True)
                 parts.append(buf)
             if fin:
                 break
+        self.in_message = False
         if oversized:
             return Frame(opcode, None, size)
         data = parts[0] if len(parts) == 1 else bytearray(b''.join(parts))
@@ -196,12 +267,15 @@ class ClientOptions:
         ca_file: CA certificate to verify a wss:// server ('' = system CAs).
         check_hostname: Verify the server name against its certificate.
         connect_timeout: Seconds allowed for TCP connect plus handshake.
-        stall_timeout: Seconds without any byte from the server before it is
-            considered dead and the connection is dropped.
+        stall_timeout: Seconds without any data message (pongs do not count) before the
+            server is considered stalled and the connection is dropped (0 = never).
         ping_interval: Seconds between keep-alive pings (0 = none).
-        ping_timeout: Seconds to wait for a pong before the connection is dropped.
+        ping_timeout: Seconds to wait for a pong before the connection is dropped. A pong
+            queues behind the frames SENSR is sending, so this must exceed the time the
+            link needs for the largest frame (3 s: 64 MB at 170 Mbit/s).
         backoff_initial: First reconnect delay, seconds.
-        backoff_max: Cap of the exponential reconnect delay, seconds.
+        backoff_max: Cap of the exponential reconnect delay, seconds; also the longest
+            time between the server coming back and the reconnect.
         max_reconnects: Give up after this many failed attempts in a row (0 = never).
         max_frame_bytes: Larger messages are discarded and counted.
 
@@ -228,10 +302,44 @@ class ClientOptions:
             msg = 'ping_timeout must be > 0 when pings are enabled'
             raise ConfigError(msg)
 
+    @property
+    def tick(self) -> float:
+        """Seconds between watchdog checks: a quarter of the shortest timeout."""
+        limits = [self.stall_timeout] if self.stall_timeout > 0 else []
+        if self.ping_interval > 0:
+            limits += [self.ping_interval, self.ping_timeout]
+        if not limits:
+            return _MAX_TICK_S
+        return min(_MAX_TICK_S, max(_MIN_TICK_S, min(limits) / 4))
+
 
 @dataclass
 class ClientStats:
-    """Counters of one port (read them under :attr:`SensrClient.lock`)."""
+    """Counters of one port (read them under :attr:`SensrClient.lock`).
+
+    Attributes:
+        state: Connection state now.
+        frames: Binary messages delivered.
+        bytes: Payload bytes of the delivered messages.
+        connects: Successful connections (the first one included).
+        disconnects: Connections lost after being established.
+        failed_attempts: Failed connection attempts since the last success.
+        oversized: Messages skipped for exceeding ``max_frame_bytes``.
+        text_frames: Text messages skipped (SENSR sends binary protobuf).
+        partial_frames: Messages lost because the connection ended in their middle.
+        callback_errors: Messages whose ``on_frame`` callback raised.
+        stall_timeouts: Connections dropped for receiving no data (``stall_timeout``).
+        pong_timeouts: Connections dropped for an unanswered ping (``ping_timeout``).
+        overflow_closes: Closes by SENSR because its output buffer was full.
+        last_error: Text of the last error.
+        last_frame_ns: Receive time of the last message (wall clock ns).
+        connected_since_ns: When the current connection was made (wall clock ns).
+        down_since_ns: When the connection was lost (0 while connected or never connected).
+        outage_s_total: Sum of the finished outages (disconnect to reconnect), seconds.
+        last_outage_s: Length of the last finished outage, seconds.
+        close_codes: Close codes received, with counts.
+
+    """
 
     state: State = State.DISCONNECTED
     frames: int = 0
@@ -241,29 +349,65 @@ class ClientStats:
     failed_attempts: int = 0
     oversized: int = 0
     text_frames: int = 0
+    partial_frames: int = 0
+    callback_errors: int = 0
+    stall_timeouts: int = 0
+    pong_timeouts: int = 0
     overflow_closes: int = 0
     last_error: str = ''
     last_frame_ns: int = 0
     connected_since_ns: int = 0
     down_since_ns: int = 0
     outage_s_total: float = 0.0
+    last_outage_s: float = 0.0
     close_codes: dict[int, int] = field(default_factory=dict)
 
 
 FrameCallback = Callable[[bytearray, int], None]
 """Receives each binary message and its receive time (wall clock ns)."""
 
+SkipCallback = Callable[[str, str], None]
+"""Receives ``(kind, text)`` for each message skipped or lost: ``text``, ``oversized``,
+``partial`` (connection lost mid-message) or ``callback_failed``."""
+
+
+class _Throttle:
+    """At most ``burst`` lines per key in any ``window`` seconds; the rest are counted."""
+
+    def __init__(self, burst: int = _LOG_BURST, window: float = _LOG_WINDOW_S) -> None:
+        self._burst = burst
+        self._window = window
+        self._sent: dict[str, deque[float]] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, key: str) -> int | None:
+        """Return None to suppress a line, else how many lines were suppressed before."""
+        now = time.monotonic()
+        with self._lock:
+            sent = self._sent.setdefault(key, deque())
+            while sent and now - sent[0] >= self._window:
+                sent.popleft()
+            if len(sent) >= self._burst:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return None
+            sent.append(now)
+            return self._suppressed.pop(key, 0)
+
 
 class SensrClient:
     """Receives one SENSR port on a thread and reconnects forever.
 
     Binary messages go to ``on_frame`` on the receiving thread, which must not block.
-    Text and oversized messages are counted and skipped. Keep-alive pings are sent from
-    the receiving thread between frames and from a timer while a large frame is read.
+    Text, oversized and partially received messages are counted and reported to
+    ``on_skipped``. Keep-alive pings and the stall and pong watchdogs run on the
+    receiving thread too (see the module documentation). Log lines about connection
+    losses and skipped messages are throttled.
     """
 
     def __init__(self, name: str, options: ClientOptions, on_frame: FrameCallback,
-                 on_event: Callable[[str, str], None] | None = None) -> None:
+                 on_event: Callable[[str, str], None] | None = None,
+                 on_skipped: SkipCallback | None = None) -> None:
         """Create the client; :meth:`start` connects.
 
         Args:
@@ -272,6 +416,8 @@ class SensrClient:
             on_frame: Receives ``(payload, recv_time_ns)`` for each binary message.
             on_event: Receives ``(level, text)`` for state changes and errors
                 ('info', 'warn', 'error').
+            on_skipped: Receives ``(kind, text)`` for each message skipped or lost; when
+                None, the client logs them itself through ``on_event`` (throttled).
 
         """
         self.name = name
@@ -279,21 +425,20 @@ class SensrClient:
         self.stats = ClientStats()
         self.lock = threading.Lock()
         self._on_frame = on_frame
-        self._on_event = on_event or (lambda _level, _text: None)
+        self._event_sink = on_event or (lambda _level, _text: None)
+        self._on_skipped = on_skipped
         self._stop = threading.Event()
+        self._sock_lock = threading.Lock()
         self._ws: websocket.WebSocket | None = None
-        self._last_pong = 0.0
+        self._reader: FrameReader | None = None
+        self._ping_sent = 0.0
         self._last_ping = 0.0
+        self._throttle = _Throttle()
         self._thread = threading.Thread(target=self._run, name=f'sensr-{name}', daemon=True)
-        self._keeper: threading.Thread | None = None
 
     def start(self) -> None:
         """Start receiving (returns at once)."""
         self._thread.start()
-        if self.options.ping_interval:
-            self._keeper = threading.Thread(target=self._keep_alive, daemon=True,
-                                            name=f'sensr-{self.name}-ping')
-            self._keeper.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop taking frames and close the connection.
@@ -303,21 +448,28 @@ class SensrClient:
 
         """
         self._stop.set()
-        self._drop_socket()
+        self._abort()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        if self._keeper is not None:
-            self._keeper.join(timeout)
         with self.lock:
             self.stats.state = State.STOPPED
+
+    def snapshot(self) -> ClientStats:
+        """Return a consistent copy of the counters."""
+        with self.lock:
+            return dataclasses.replace(self.stats, close_codes=dict(self.stats.close_codes))
 
     @property
     def connected(self) -> bool:
         """Whether the port is connected now."""
         return self.stats.state is State.CONNECTED
 
-    def _set_state(self, state: State) -> None:
+    # --- state and reporting ------------------------------------------------------------
+
+    def _set_state(self, state: State) -> float | None:
+        """Change state; return the outage length on a reconnect, else None."""
         now = time.time_ns()
+        outage = None
         with self.lock:
             prev = self.stats.state
             self.stats.state = state
@@ -326,11 +478,89 @@ class SensrClient:
                 self.stats.failed_attempts = 0
                 self.stats.connected_since_ns = now
                 if self.stats.down_since_ns:
-                    self.stats.outage_s_total += (now - self.stats.down_since_ns) / 1e9
+                    outage = (now - self.stats.down_since_ns) / 1e9
+                    self.stats.outage_s_total += outage
+                    self.stats.last_outage_s = outage
                 self.stats.down_since_ns = 0
             elif prev is State.CONNECTED:
                 self.stats.disconnects += 1
                 self.stats.down_since_ns = now
+        return outage
+
+    def _on_event(self, level: str, text: str) -> None:
+        """Hand a line to ``on_event``; a failing handler must not end the client."""
+        try:
+            self._event_sink(level, text)
+        except Exception:
+            _LOG.exception('%s: event handler failed for %r', self.name, text)
+
+    def _event(self, level: str, key: str, text: str) -> None:
+        """Report a line, at most a few per key in a window; say how many were dropped."""
+        suppressed = self._throttle.admit(key)
+        if suppressed is None:
+            return
+        if suppressed:
+            text += f' ({suppressed} similar messages suppressed)'
+        self._on_event(level, text)
+
+    def _skipped(self, kind: str, text: str) -> None:
+        if self._on_skipped is not None:
+            try:
+                self._on_skipped(kind, text)
+            except Exception:
+                _LOG.exception('%s: skip handler failed for %r', self.name, text)
+        else:
+            self._event('warn', f'skipped_{kind}', f'{self.name}: {text}')
+
+    def _connected(self, outage: float | None) -> None:
+        if outage is None:
+            self._on_event('info', f'{self.name}: connected to {self.options.url}')
+            return
+        with self.lock:
+            reconnects = self.stats.connects - 1
+        self._event('info', 'connected', f'{self.name}: reconnected to {self.options.url} '
+                    f'after {outage:.2f} s without connection (reconnect {reconnects}); '
+                    'frames SENSR sent meanwhile are lost')
+
+    def _note_failure(self, text: str) -> None:
+        with self.lock:
+            self.stats.failed_attempts += 1
+            self.stats.last_error = text
+            attempts = self.stats.failed_attempts
+        # Throttle: the first failure, every 10th up to 100, then every 100th.
+        if attempts == 1 or attempts % (10 if attempts <= 100 else 100) == 0:
+            self._event('warn', 'connect_failed', f'{self.name}: {text} (attempt {attempts})')
+
+    def _lost(self, text: str) -> None:
+        with self.lock:
+            self.stats.last_error = text
+        self._event('warn', 'lost', f'{self.name}: connection lost: {text}')
+
+    def _closed(self, exc: ConnectionClosed) -> None:
+        with self.lock:
+            if exc.code is not None:
+                self.stats.close_codes[exc.code] = self.stats.close_codes.get(exc.code, 0) + 1
+            overflow = exc.code == CLOSE_INTERNAL_ERROR and OVERFLOW_REASON in exc.reason
+            if overflow:
+                self.stats.overflow_closes += 1
+            self.stats.last_error = str(exc)
+        if overflow:
+            self._event('error', 'overflow', f'{self.name}: SENSR dropped us because its '
+                        f'output buffer is full ({exc.reason!r}): the bridge is not keeping up')
+        else:
+            self._event('warn', 'lost', f'{self.name}: {exc}')
+
+    def _connect_error(self, exc: BaseException) -> str:
+        url = self.options.url
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return (f'TLS certificate of {url} rejected: {exc.verify_message}; check that '
+                    f'ca_file ({self.options.ca_file or "system CAs"}) holds the CA that '
+                    'signed the SENSR certificate (and tls_check_hostname)')
+        if isinstance(exc, ssl.SSLError):
+            return f'TLS handshake with {url} failed: {exc}'
+        return f'connect to {url} failed: {exc or type(exc).__name__}'
+
+    # --- connection ---------------------------------------------------------------------
 
     def _connect(self) -> websocket.WebSocket:
         sslopt: dict[str, object] = {}
@@ -343,8 +573,29 @@ class SensrClient:
         # SENSR does not negotiate permessage-deflate; no subprotocol, path '/'.
         ws.connect(self.options.url, timeout=self.options.connect_timeout,
                    suppress_origin=True)
-        ws.settimeout(self.options.stall_timeout)
+        ws.settimeout(self.options.tick)
         return ws
+
+    def _abort(self) -> None:
+        """Wake the receiving thread by shutting its socket down (any thread)."""
+        with self._sock_lock:
+            ws = self._ws
+            if ws is not None and ws.sock is not None:
+                # socket.socket.shutdown, not SSLSocket.shutdown: that would drop the TLS
+                # state under the feet of the receiving thread.
+                try:
+                    socket.socket.shutdown(ws.sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _close(self, ws: websocket.WebSocket) -> None:
+        """Close the socket (receiving thread only)."""
+        with self._sock_lock:
+            self._ws = None
+            try:
+                ws.shutdown()
+            except (OSError, websocket.WebSocketException):
+                pass
 
     def _run(self) -> None:
         delay = self.options.backoff_initial
@@ -352,27 +603,46 @@ class SensrClient:
             self._set_state(State.CONNECTING)
             try:
                 ws = self._connect()
-            except (OSError, websocket.WebSocketException, ssl.SSLError) as exc:
-                self._note_failure(f'connect to {self.options.url} failed: {exc}')
+            except Exception as exc:
+                # Any failure to connect (refused, timeout, TLS, bad handshake) is retried.
+                self._note_failure(self._connect_error(exc))
                 if self._give_up():
+                    self._set_state(State.DISCONNECTED)
                     return
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.options.backoff_max)
                 continue
             delay = self.options.backoff_initial
-            self._ws = ws
-            self._last_pong = self._last_ping = time.monotonic()
-            self._set_state(State.CONNECTED)
-            self._on_event('info', f'{self.name}: connected to {self.options.url}')
+            with self._sock_lock:
+                self._ws = ws
+            if self._stop.is_set():
+                self._close(ws)
+                break
+            self._ping_sent = 0.0
+            self._last_ping = time.monotonic()
+            self._connected(self._set_state(State.CONNECTED))
             try:
                 self._receive(ws)
             except ConnectionClosed as exc:
-                self._closed(exc)
+                if not self._stop.is_set():
+                    self._closed(exc)
+            except WatchdogTimeout as exc:
+                with self.lock:
+                    if exc.kind == 'stall':
+                        self.stats.stall_timeouts += 1
+                    else:
+                        self.stats.pong_timeouts += 1
+                self._lost(str(exc))
             except (OSError, ProtocolError, websocket.WebSocketException) as exc:
                 if not self._stop.is_set():
-                    self._note_failure(f'connection lost: {exc or type(exc).__name__}')
+                    self._lost(str(exc) or type(exc).__name__)
+            except Exception as exc:
+                # A bug must not end the client: report it and reconnect.
+                _LOG.exception('%s: unexpected error while receiving', self.name)
+                self._lost(f'unexpected error: {exc!r}')
             finally:
-                self._drop_socket()
+                self._lost_partial()
+                self._close(ws)
                 self._set_state(State.DISCONNECTED)
 
     def _give_up(self) -> bool:
@@ -382,31 +652,12 @@ class SensrClient:
             return True
         return False
 
-    def _note_failure(self, text: str) -> None:
-        with self.lock:
-            self.stats.failed_attempts += 1
-            self.stats.last_error = text
-            attempts = self.stats.failed_attempts
-        # Throttle: the first failure, then every 10th, is worth a line.
-        if attempts == 1 or attempts % 10 == 0:
-            self._on_event('warn', f'{self.name}: {text} (attempt {attempts})')
-
-    def _closed(self, exc: ConnectionClosed) -> None:
-        with self.lock:
-            if exc.code is not None:
-                self.stats.close_codes[exc.code] = self.stats.close_codes.get(exc.code, 0) + 1
-            overflow = exc.code == CLOSE_INTERNAL_ERROR and OVERFLOW_REASON in exc.reason
-            if overflow:
-                self.stats.overflow_closes += 1
-            self.stats.last_error = str(exc)
-        if overflow:
-            self._on_event('error', f'{self.name}: SENSR dropped us because its output buffer '
-                           f'is full ({exc.reason!r}): the bridge is not keeping up')
-        elif not self._stop.is_set():
-            self._on_event('warn', f'{self.name}: {exc}')
+    # --- receiving (receiving thread) -----------------------------------------------------
 
     def _receive(self, ws: websocket.WebSocket) -> None:
-        reader = FrameReader(ws.sock, self.options.max_frame_bytes, self._control)
+        reader = FrameReader(ws.sock, self.options.max_frame_bytes, self._control,
+                             on_tick=self._watchdog, tick=self.options.tick)
+        self._reader = reader
         while not self._stop.is_set():
             frame = reader.read()
             now = time.time_ns()
@@ -420,55 +671,56 @@ class SensrClient:
                     self.stats.frames += 1
                     self.stats.bytes += frame.size
             if frame.data is None:
-                self._on_event('warn', f'{self.name}: skipped a message of {frame.size} bytes '
-                               f'(over max_frame_bytes {self.options.max_frame_bytes})')
+                self._skipped('oversized', f'skipped a message of {frame.size} bytes (over '
+                              f'max_frame_bytes {self.options.max_frame_bytes})')
             elif frame.opcode == OP_TEXT:
-                self._on_event('warn', f'{self.name}: skipped a text message of {frame.size} '
-                               'bytes (SENSR sends binary protobuf)')
+                self._skipped('text', f'skipped a text message of {frame.size} bytes '
+                              '(SENSR sends binary protobuf)')
             else:
-                self._on_frame(frame.data, now)
+                try:
+                    self._on_frame(frame.data, now)
+                except Exception as exc:
+                    with self.lock:
+                        self.stats.callback_errors += 1
+                    _LOG.debug('%s: frame callback failed', self.name, exc_info=True)
+                    self._skipped('callback_failed', f'frame handler failed: {exc!r}')
+
+    def _lost_partial(self) -> None:
+        """Count a message cut by the end of the connection."""
+        reader, self._reader = self._reader, None
+        if reader is None or not reader.in_message or self._stop.is_set():
+            return
+        with self.lock:
+            self.stats.partial_frames += 1
+        self._skipped('partial', f'lost a message after {reader.received} bytes: the '
+                      'connection ended in its middle')
+
+    def _watchdog(self) -> None:
+        """Check the stall and pong deadlines and send the keep-alive ping."""
+        ws, reader = self._ws, self._reader
+        if self._stop.is_set() or ws is None or reader is None:
+            msg = 'stopping'
+            raise ConnectionClosed(None, msg)
+        opts = self.options
+        now = time.monotonic()
+        idle = now - reader.last_data
+        if opts.stall_timeout and idle > opts.stall_timeout:
+            msg = (f'no data for {idle:.2f} s (stall_timeout {opts.stall_timeout:g} s): SENSR '
+                   'stalled or the link is down')
+            raise WatchdogTimeout('stall', msg)
+        if not opts.ping_interval:
+            return
+        if self._ping_sent and now - self._ping_sent > opts.ping_timeout:
+            msg = (f'no pong within {opts.ping_timeout:g} s of a ping (half-open connection '
+                   'or SENSR hung)')
+            raise WatchdogTimeout('pong', msg)
+        if not self._ping_sent and now - self._last_ping >= opts.ping_interval:
+            self._ping_sent = self._last_ping = now
+            ws.ping(b'sensr_bridge')
 
     def _control(self, opcode: int, payload: bytes) -> None:
-        if opcode == OP_PING:
-            self._send(lambda ws: ws.pong(payload))
-        elif opcode == OP_PONG:
-            self._last_pong = time.monotonic()
-
-    def _send(self, action: Callable[[websocket.WebSocket], None]) -> None:
         ws = self._ws
-        if ws is None:
-            return
-        try:
-            action(ws)
-        except (OSError, websocket.WebSocketException) as exc:
-            _LOG.debug('%s: send failed: %s', self.name, exc)
-            self._drop_socket()
-
-    def _keep_alive(self) -> None:
-        interval = self.options.ping_interval
-        while not self._stop.wait(min(interval, self.options.ping_timeout) / 2):
-            if self.stats.state is not State.CONNECTED:
-                continue
-            now = time.monotonic()
-            if self._last_ping > self._last_pong and now - self._last_ping > \
-                    self.options.ping_timeout:
-                self._note_failure(f'no pong within {self.options.ping_timeout:.1f} s '
-                                   '(half-open connection?)')
-                self._drop_socket()
-            elif now - self._last_ping >= interval and self._last_pong >= self._last_ping:
-                self._last_ping = now
-                self._send(lambda ws: ws.ping(b'sensr_bridge'))
-
-    def _drop_socket(self) -> None:
-        # shutdown() wakes a recv_into blocked in the receiving thread.
-        ws, self._ws = self._ws, None
-        if ws is None or ws.sock is None:
-            return
-        try:
-            ws.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            ws.sock.close()
-        except OSError:
-            pass
+        if opcode == OP_PING and ws is not None:
+            ws.pong(payload)
+        elif opcode == OP_PONG:
+            self._ping_sent = 0.0

@@ -14,6 +14,7 @@ frames and results through shared-memory slots so megabyte frames are never pick
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass, field
@@ -163,13 +164,8 @@ def fill_points(frame: bytes | bytearray | memoryview, plan: Plan, options: Clou
 
     """
     layout = options.layout
-    # xyz as one 12-byte item per point: numpy copies it as a single strided move.
-    dtype = np.dtype({'names': ['xyz', 'intensity'], 'formats': ['V12', '<f4'],
-                      'offsets': [0, 12], 'itemsize': layout.point_step})
-    points = np.frombuffer(out, dtype=dtype, count=plan.nbytes // layout.point_step)
-    raw = np.frombuffer(out, dtype=np.uint8, count=plan.nbytes).reshape(-1, layout.point_step)
-    if layout.point_step > 16:
-        raw[:, 16:] = 0
+    points = np.frombuffer(out, dtype=_fill_dtype(layout), count=plan.nbytes // layout.point_step)
+    with_type = layout is cloud.XYZI_TYPE
     cursor = {s.key: s.offset // layout.point_step for s in plan.segments}
     for c in plan.clouds:
         key = 'merged' if options.mode == MERGED else CLOUD_KEYS.get(c.type, f'type_{c.type}')
@@ -182,8 +178,23 @@ def fill_points(frame: bytes | bytearray | memoryview, plan: Plan, options: Clou
             dst['intensity'] = np.frombuffer(frame, dtype='<f4', count=n, offset=c.intensities[0])
         else:
             dst['intensity'] = 0.0
-        if layout is cloud.XYZI_TYPE:
-            raw[start:start + n, 16] = c.type & 0xFF
+        if with_type:
+            # One little-endian u32 write sets the type byte and zeroes the 3 padding bytes.
+            dst['tail'] = c.type & 0xFF
+
+
+def _fill_dtype(layout: cloud.CloudLayout) -> np.dtype:
+    """Structured view of a point: xyz as one 12-byte item (a single strided move)."""
+    names, formats, offsets = ['xyz', 'intensity'], ['V12', '<f4'], [0, 12]
+    if layout is cloud.XYZI_TYPE:
+        names.append('tail')
+        formats.append('<u4')
+        offsets.append(16)
+    elif layout is not cloud.XYZI:
+        msg = 'PointResult clouds are packed as XYZI or XYZI_TYPE'
+        raise ConfigError(msg)
+    return np.dtype({'names': names, 'formats': formats, 'offsets': offsets,
+                     'itemsize': layout.point_step})
 
 
 @dataclass
@@ -297,9 +308,18 @@ class InlineDecoder(FrameDecoder):
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             seq, frame, recv_ns, stamp_ns = item
-            result = self.decode(seq, frame, recv_ns, stamp_ns)
+            try:
+                result = self.decode(seq, frame, recv_ns, stamp_ns)
+            except Exception as exc:
+                # Never let one frame end the decoding thread (every later frame would be
+                # dropped as "decoder full"): report it as a bad frame.
+                _LOG.exception('decoding frame %d failed', seq)
+                result = DecodedFrame(seq, recv_ns, [], DecodeError('decode_failed', repr(exc)),
+                                      frame_bytes=len(frame))
             try:
                 self._on_result(result)
+            except Exception:
+                _LOG.exception('result callback failed for frame %d', seq)
             finally:
                 with self._lock:
                     self._pending -= 1
@@ -371,6 +391,9 @@ def _worker_main(options: CloudOptions, in_names: list[str], out_names: list[str
                              plan.warnings, None))
             except DecodeError as exc:
                 results.put((slot, seq, [], [], (exc.kind, str(exc))))
+            except Exception as exc:
+                # The slot must come back and the frame be counted, whatever happened.
+                results.put((slot, seq, [], [], ('decode_failed', repr(exc))))
             del frame
     finally:
         for shm in ins + outs:
@@ -430,9 +453,17 @@ class PoolDecoder(FrameDecoder):
             for i in range(workers)]
         for p in self._procs:
             p.start()
+        # Workers ignore SIGTERM, so multiprocessing's exit handler (terminate, then join)
+        # would wait forever for a pool nobody closed; this runs before it.
+        atexit.register(self._kill_workers)
         self._collector = threading.Thread(target=self._collect, name='sensr-decode-results',
                                            daemon=True)
         self._collector.start()
+
+    def _kill_workers(self) -> None:
+        for p in self._procs:
+            if p.is_alive():
+                p.kill()
 
     @property
     def worker_pids(self) -> list[int]:
@@ -499,6 +530,7 @@ class PoolDecoder(FrameDecoder):
 
     def close(self, timeout: float | None = None) -> bool:
         """See :meth:`FrameDecoder.close`. Also stops the workers and frees shared memory."""
+        atexit.unregister(self._kill_workers)
         with self._lock:
             done = self._idle.wait_for(lambda: not self._meta, timeout)
         for _ in self._procs:

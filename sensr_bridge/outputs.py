@@ -147,7 +147,14 @@ def object_points(objects: list[Message]) -> np.ndarray:
         part['object_id'] = obj.id
         part['label'] = obj.label & 0xFF
         parts.append(part)
-    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+    # Not np.concatenate: NumPy >= 1.23 packs structured dtypes when concatenating (21-byte
+    # points instead of point_step 24), and with dtype= it leaves the padding uninitialized.
+    out = np.zeros(sum(len(p) for p in parts), dtype)
+    row = 0
+    for part in parts:
+        out[row:row + len(part)] = part
+        row += len(part)
+    return out
 
 
 def bad_object_points(objects: list[Message]) -> int:

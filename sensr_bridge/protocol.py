@@ -14,6 +14,7 @@ serialized message per binary websocket message.
 from __future__ import annotations
 
 from enum import Enum
+import functools
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -56,8 +57,26 @@ def message_class(full_name: str) -> type[Message]:
     get_class = getattr(message_factory, 'GetMessageClass', None)
     if get_class is not None:
         return get_class(desc)
-    # protobuf < 4.22 has no GetMessageClass.
-    return message_factory.MessageFactory(_POOL).GetPrototype(desc)  # pragma: no cover
+    return _legacy_class(desc)  # pragma: no cover
+
+
+@functools.cache
+def _legacy_factory() -> Any:  # pragma: no cover
+    return message_factory.MessageFactory(_POOL)
+
+
+def _legacy_class(desc: Any) -> type[Message]:  # pragma: no cover
+    """Return a message class on protobuf < 4.22, which has no ``GetMessageClass``.
+
+    One factory serves every class (each factory makes classes of its own, and a
+    sub-message must be of its parent's class), and nested types are attached as class
+    attributes (``SystemHealth.Node``) as generated ``_pb2`` modules do.
+    """
+    cls = _legacy_factory().GetPrototype(desc)
+    for nested in desc.nested_types:
+        if not hasattr(cls, nested.name):
+            setattr(cls, nested.name, _legacy_class(nested))
+    return cls
 
 
 OutputMessage = message_class('sensr_proto.OutputMessage')
@@ -146,6 +165,40 @@ def parse_output(data: bytes | memoryview) -> Message:
         msg = f'frame of {len(data)} bytes is not an OutputMessage (a PointResult on 5050?)'
         raise DecodeError('wrong_message', msg)
     return out
+
+
+def output_warnings(data: bytes | bytearray | memoryview, message: Message) -> list[str]:
+    """Return what a parsed OutputMessage carries that this schema does not know.
+
+    Such frames come from a newer SENSR; they are published anyway and counted.
+
+    Args:
+        data: The frame ``message`` was parsed from.
+        message: The parsed ``OutputMessage``.
+
+    Returns:
+        Counter keys: ``unknown_fields`` (top-level fields not in the schema) and
+        ``unknown_enum`` (an object label or tracking status newer than the schema).
+
+    """
+    warnings = []
+    try:
+        unknown = wire.count_unknown_fields(memoryview(data).cast('B'), _OUTPUT_FIELDS)
+    except DecodeError:
+        unknown = 1  # protobuf took it, the stricter scanner did not (e.g. deep groups)
+    if unknown:
+        warnings.append('unknown_fields')
+    if message.HasField('stream'):
+        labels = LABEL_TYPE.values_by_number
+        statuses = TRACKING_STATUS.values_by_number
+        if any(o.label not in labels or o.tracking_status not in statuses
+               for o in message.stream.objects):
+            warnings.append('unknown_enum')
+    return warnings
+
+
+# Every top-level field of OutputMessage is a message, i.e. length-delimited on the wire.
+_OUTPUT_FIELDS = {f.number: wire.LENGTH_DELIMITED for f in OutputMessage.DESCRIPTOR.fields}
 
 
 def _foreign_timestamp(data: bytes | memoryview) -> bool:

@@ -12,8 +12,10 @@ and the bag summary at the end. ROS parameters can be given after ``--ros-args``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
+import signal
 import subprocess
 import sys
 import time
@@ -35,14 +37,49 @@ def _parser() -> argparse.ArgumentParser:
     add('--bag-name', default='sensr_%Y%m%d_%H%M%S', help='bag name (strftime fields)')
     add('--storage', choices=('sqlite3', 'mcap'), default='sqlite3')
     add('--writer-backend', choices=('auto', 'rosbag2_py', 'python'), default='auto')
+    add('--storage-preset', default='', help="sqlite3 pragma preset ('' = default)")
+    add('--split-duration', type=int, default=0, help='split the bag every N seconds (0: off)')
+    add('--split-size', type=int, default=0, help='split the bag at N bytes per file (0: off)')
     add('--decode-workers', type=int, default=0, help='decode processes (0 = in-process)')
+    add('--stats-dir', default='',
+        help='write bridge_stats.json and recorder_stats.json here at the end')
     add('--quiet', action='store_true', help='no progress lines')
     return parser
 
 
+_SIMULATOR_CHILD = ('import sys; from sensr_bridge.record import simulator_child; '
+                    'sys.exit(simulator_child())')
+
+
+def simulator_child(argv: list[str] | None = None) -> int:
+    """Run the simulator as a child that ends when this process dies, even by SIGKILL.
+
+    Args:
+        argv: The parent's process id, then the simulator's arguments
+            (default: ``sys.argv[1:]``).
+
+    Returns:
+        The simulator's exit status (0 at once if the parent is already gone).
+
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    parent, sim_args = int(argv[0]), argv[1:]
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        # PR_SET_PDEATHSIG. SIGKILL, not SIGTERM: nothing is left to flush for a dead
+        # parent, and the simulator's own signal handler can deadlock when signals nest.
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    if os.getppid() != parent:
+        return 0
+    from sensr_bridge.simulator import main as simulator_main
+
+    return simulator_main(sim_args)
+
+
 def _start_simulator(args: argparse.Namespace) -> tuple[subprocess.Popen[str], int, int]:
-    cmd = [sys.executable, '-m', 'sensr_bridge.simulator', '--output-port', '0', '--point-port',
-           '0', '--rate', str(args.rate), '--points', str(args.points)]
+    cmd = [sys.executable, '-c', _SIMULATOR_CHILD, str(os.getpid()), '--output-port', '0',
+           '--point-port', '0', '--rate', str(args.rate), '--points', str(args.points)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -78,7 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     bridge_params = [Parameter('host', value=host), Parameter('output_port', value=out_port),
                      Parameter('point_port', value=pt_port),
                      Parameter('decode_workers', value=args.decode_workers)]
-    recorder_params = [Parameter('output_dir', value=args.output_dir),
+    recorder_params = [Parameter('storage_preset', value=args.storage_preset),
+                       Parameter('max_bagfile_duration', value=args.split_duration),
+                       Parameter('max_bagfile_size', value=args.split_size)]
+    if args.stats_dir:
+        stats_dir = Path(args.stats_dir)
+        bridge_params.append(Parameter('stats_file', value=str(stats_dir / 'bridge_stats.json')))
+        recorder_params.append(Parameter('stats_file',
+                                         value=str(stats_dir / 'recorder_stats.json')))
+    recorder_params += [Parameter('output_dir', value=args.output_dir),
                        Parameter('bag_name', value=args.bag_name),
                        Parameter('storage', value=args.storage),
                        Parameter('writer_backend', value=args.writer_backend)]

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 import rclpy
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.signals import SignalHandlerOptions
@@ -105,7 +106,9 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     nodes: list[LifecycleNode] = []
     executor = MultiThreadedExecutor()
-    spinner = threading.Thread(target=_spin, args=(executor,), name='executor', daemon=True)
+    stop_spinning = threading.Event()
+    spinner = threading.Thread(target=spin_until, args=(executor, stop_spinning),
+                               name='executor', daemon=True)
     code = 0
     try:
         for _role, factory in specs:
@@ -133,15 +136,55 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
         for node in reversed(nodes):
             with contextlib.suppress(Exception):
                 node.trigger_shutdown()
+            _log_final_counters(node)
+        # The spinner leaves the executor before it and the context are shut down (see
+        # spin_until; a wait set built on a shut-down context raises RCLError).
+        stop_spinning.set()
+        executor.wake()  # not yet shut down, so its guard condition still exists
+        if spinner.is_alive():
+            spinner.join(timeout=2.0)
         executor.shutdown(timeout_sec=1.0)
         for node in nodes:
             with contextlib.suppress(Exception):
                 node.destroy_node()
         rclpy.try_shutdown()
-        spinner.join(timeout=1.0)
     return code
 
 
-def _spin(executor: MultiThreadedExecutor) -> None:
-    with contextlib.suppress(ExternalShutdownException, KeyboardInterrupt):
-        executor.spin()
+def _log_final_counters(node: LifecycleNode) -> None:
+    """Log a node's counters (the bridge's clouds received/published...) once it stopped."""
+    counters = getattr(node, 'counters', None)
+    if counters is None:
+        return
+    counts = counters.snapshot()
+    node.get_logger().info('final counters: ' + ' '.join(
+        f'{key}={counts[key]}' for key in sorted(counts)))
+
+
+def spin_until(executor: MultiThreadedExecutor, stop: threading.Event) -> None:
+    """Spin ``executor`` until ``stop`` is set or its context is shut down.
+
+    Spins in slices of 0.1 s instead of ``executor.spin()``, so that stopping does not
+    depend on ``executor.shutdown()`` waking the wait: rclpy destroys the executor's
+    guard condition there, and a wait set being built at that moment leaves it out and
+    blocks until some other entity wakes it (seconds, or never). Set ``stop``, join the
+    spinning thread, then shut the executor down.
+
+    rclpy also lists a node's waitables (the QoS event handlers of publishers and
+    subscriptions) before entering them; an entity destroyed on another thread in
+    between (the nodes' transitions run on the main thread) makes the wait-set
+    construction raise InvalidHandle. The next wait set no longer holds the destroyed
+    entity, so spinning simply goes on.
+
+    Args:
+        executor: The executor.
+        stop: Set to stop spinning.
+
+    """
+    while not stop.is_set() and executor.context.ok():
+        try:
+            executor.spin_once(timeout_sec=0.1)
+        except (ExternalShutdownException, KeyboardInterrupt):
+            return
+        except InvalidHandle:
+            continue

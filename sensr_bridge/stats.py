@@ -5,32 +5,72 @@
 from __future__ import annotations
 
 from collections import Counter, deque
+from dataclasses import dataclass
+import json
+import math
+import os
+from pathlib import Path
 import threading
 import time
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Latency summary, in seconds.
+
+    Attributes:
+        count: Samples since the start.
+        mean_s: Mean over all samples.
+        max_s: Maximum over all samples.
+        p50_s: Median over the last ``window`` samples.
+        p99_s: 99th percentile over the last ``window`` samples.
+
+    """
+
+    count: int = 0
+    mean_s: float = 0.0
+    max_s: float = 0.0
+    p50_s: float = 0.0
+    p99_s: float = 0.0
 
 
 class LatencyWindow:
-    """Percentiles over the most recent samples (bounded memory)."""
+    """Latencies: totals since the start, percentiles over a sliding window (thread-safe)."""
 
-    def __init__(self, size: int = 2048) -> None:
-        """Keep at most ``size`` samples."""
-        self._samples: deque[float] = deque(maxlen=size)
+    def __init__(self, window: int = 1000) -> None:
+        """Create an empty collector keeping the last ``window`` samples."""
+        self._recent: deque[float] = deque(maxlen=window)
         self._lock = threading.Lock()
-        self.max = 0.0
+        self._count = 0
+        self._total = 0.0
+        self._max = 0.0
 
     def add(self, seconds: float) -> None:
-        """Record one sample, in seconds."""
+        """Record one latency, in seconds."""
         with self._lock:
-            self._samples.append(seconds)
-            self.max = max(self.max, seconds)
+            self._recent.append(seconds)
+            self._count += 1
+            self._total += seconds
+            self._max = max(self._max, seconds)
 
-    def percentile(self, q: float) -> float:
-        """Return the ``q`` quantile (0..1) of the window, 0.0 when empty."""
+    def summary(self) -> LatencyStats:
+        """Summarize the recorded latencies.
+
+        Returns:
+            Count, mean and max since the start; p50 and p99 (nearest rank) over the window.
+
+        """
         with self._lock:
-            data = sorted(self._samples)
-        if not data:
-            return 0.0
-        return data[min(len(data) - 1, int(q * len(data)))]
+            if not self._count:
+                return LatencyStats()
+            recent = sorted(self._recent)
+            count, total, peak = self._count, self._total, self._max
+
+        def rank(q: float) -> float:
+            return recent[max(0, math.ceil(q * len(recent)) - 1)]
+
+        return LatencyStats(count, total / count, peak, rank(0.5), rank(0.99))
 
 
 class Counters:
@@ -67,3 +107,18 @@ class Counters:
             self._last = Counter(self._counts)
             self._last_t = now
         return rates
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as JSON atomically (a reader never sees half a file).
+
+    Args:
+        path: Destination file.
+        data: JSON-serializable data.
+
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f'.{target.name}.tmp')
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + '\n')
+    tmp.replace(target)

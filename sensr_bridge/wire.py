@@ -29,26 +29,31 @@ START_GROUP = 3
 END_GROUP = 4
 FIXED32 = 5
 
-_MAX_DEPTH = 64
+# protobuf (upb) allows 100 levels of nesting, messages and groups together.
+_MAX_DEPTH = 100
+# upb reads tags and lengths as 32-bit varints: at most five bytes, even non-minimal ones.
+_MAX_HEADER_BYTES = 5
 
 
 def _malformed(message: str) -> DecodeError:
     return DecodeError('malformed', message)
 
 
-def read_varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
+def read_varint(buf: memoryview, pos: int, end: int, max_bytes: int = 10) -> tuple[int, int]:
     """Read a base-128 varint.
 
     Args:
         buf: The buffer.
         pos: Offset of the varint.
         end: Offset the varint must end before.
+        max_bytes: Longest encoding accepted: 10 for values, 5 for tags and lengths
+            (as protobuf).
 
     Returns:
         The value as an unsigned 64-bit integer and the offset after it.
 
     Raises:
-        DecodeError: On truncation or a varint longer than ten bytes.
+        DecodeError: On truncation or a varint longer than ``max_bytes``.
 
     """
     result = 0
@@ -63,8 +68,8 @@ def read_varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
         if byte < 0x80:
             return result & 0xFFFFFFFFFFFFFFFF, pos
         shift += 7
-        if shift >= 70:
-            msg = 'varint longer than ten bytes'
+        if shift >= 7 * max_bytes:
+            msg = f'varint longer than {max_bytes} bytes'
             raise _malformed(msg)
 
 
@@ -78,7 +83,7 @@ def _skip_value(buf: memoryview, pos: int, end: int, number: int, wire_type: int
     elif wire_type == FIXED32:
         pos += 4
     elif wire_type == LENGTH_DELIMITED:
-        length, pos = read_varint(buf, pos, end)
+        length, pos = read_varint(buf, pos, end, _MAX_HEADER_BYTES)
         pos += length
     elif wire_type == START_GROUP:
         if depth >= _MAX_DEPTH:
@@ -107,7 +112,8 @@ def iter_fields(buf: memoryview, pos: int, end: int, depth: int = 0,
         buf: The buffer.
         pos: Offset of the first field.
         end: Offset where the message ends.
-        depth: Group nesting depth (internal).
+        depth: Nesting depth of the message (submessages and groups): 0 for a top-level
+            message, 1 for a field of it, and so on.
         group: Number of the enclosing group, 0 at message level (internal).
 
     Yields:
@@ -120,7 +126,7 @@ def iter_fields(buf: memoryview, pos: int, end: int, depth: int = 0,
 
     """
     while pos < end:
-        tag, value_pos = read_varint(buf, pos, end)
+        tag, value_pos = read_varint(buf, pos, end, _MAX_HEADER_BYTES)
         number = tag >> 3
         wire_type = tag & 7
         if number == 0 or number > 0x1FFFFFFF:
@@ -133,7 +139,7 @@ def iter_fields(buf: memoryview, pos: int, end: int, depth: int = 0,
             yield number, wire_type, value_pos, value_pos
             return
         if wire_type == LENGTH_DELIMITED:
-            length, start = read_varint(buf, value_pos, end)
+            length, start = read_varint(buf, value_pos, end, _MAX_HEADER_BYTES)
             after = start + length
             if after > end:
                 msg = 'length-delimited field runs past the end of its message'
@@ -200,7 +206,7 @@ class PointResultView:
 
 def _scan_cloud(buf: memoryview, start: int, end: int) -> CloudView:
     cloud = CloudView()
-    for number, wire_type, value, after in iter_fields(buf, start, end):
+    for number, wire_type, value, after in iter_fields(buf, start, end, depth=1):
         if number == 1 and wire_type == VARINT:
             cloud.type = _to_int32(read_varint(buf, value, after)[0])
         elif number == 2 and wire_type == LENGTH_DELIMITED:

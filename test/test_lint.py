@@ -44,3 +44,10 @@ def test_generated_protocol_is_current():
     result = subprocess.run([sys.executable, 'scripts/gen_proto.py', '--check'], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.linter
+def test_parameter_yamls_are_current():
+    result = subprocess.run([sys.executable, 'scripts/gen_config.py', '--check'], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -14,9 +14,7 @@ and ``stats`` can be read while a batch is being written.
 from __future__ import annotations
 
 import abc
-from collections import deque
 from dataclasses import dataclass, field, replace
-import math
 import os
 from pathlib import Path
 import threading
@@ -24,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Literal
 
 from sensr_bridge.errors import BagError, BagExistsError, ConfigError
+from sensr_bridge.stats import LatencyStats, LatencyWindow
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -148,69 +147,6 @@ class StorageOptions:
     def path(self) -> Path:
         """The bag directory as a Path."""
         return Path(self.uri)
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Latency of batch writes, in seconds.
-
-    Attributes:
-        count: Batches written since the start.
-        mean_s: Mean over all batches.
-        max_s: Maximum over all batches.
-        p50_s: Median over the last ``window`` batches.
-        p99_s: 99th percentile over the last ``window`` batches.
-
-    """
-
-    count: int = 0
-    mean_s: float = 0.0
-    max_s: float = 0.0
-    p50_s: float = 0.0
-    p99_s: float = 0.0
-
-
-class LatencyWindow:
-    """Collects latencies: totals since the start and percentiles over a sliding window.
-
-    Not thread-safe; callers hold their own lock.
-    """
-
-    def __init__(self, window: int = 1000) -> None:
-        """Create an empty collector keeping the last ``window`` samples."""
-        self._recent: deque[float] = deque(maxlen=window)
-        self._count = 0
-        self._total = 0.0
-        self._max = 0.0
-
-    def add(self, seconds: float) -> None:
-        """Record one latency.
-
-        Args:
-            seconds: The latency.
-
-        """
-        self._recent.append(seconds)
-        self._count += 1
-        self._total += seconds
-        self._max = max(self._max, seconds)
-
-    def summary(self) -> LatencyStats:
-        """Summarize the recorded latencies.
-
-        Returns:
-            Count, mean and max since the start; p50 and p99 (nearest rank) over the window.
-
-        """
-        if not self._count:
-            return LatencyStats()
-        recent = sorted(self._recent)
-
-        def rank(q: float) -> float:
-            return recent[max(0, math.ceil(q * len(recent)) - 1)]
-
-        return LatencyStats(self._count, self._total / self._count, self._max,
-                            rank(0.5), rank(0.99))
 
 
 @dataclass

@@ -33,7 +33,7 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from sensr_bridge.bag.base import BagWriter, Message, TopicInfo, check_new_bag_dir
-from sensr_bridge.bag.metadata import is_storage_full
+from sensr_bridge.bag.metadata import is_storage_full, restrict_file_modes
 from sensr_bridge.bag.typedefs import type_definition
 from sensr_bridge.errors import BagError, ConfigError, StorageFullError
 
@@ -107,6 +107,8 @@ class McapWriter(BagWriter):
             writer.open()
         except (OSError, WriterError) as err:
             raise self._fail(err, 'cannot create bag') from err
+        # rosbags creates its files with 0o666 less the umask; bag files are 0o644.
+        restrict_file_modes(path)
         self._writer = writer
         self._add_file(writer.storage.path.name)
 
@@ -135,5 +137,6 @@ class McapWriter(BagWriter):
         writer, self._writer = self._writer, None
         try:
             writer.close()
+            restrict_file_modes(self.options.path)
         except (OSError, WriterError) as err:
             raise self._fail(err, 'cannot finish') from err

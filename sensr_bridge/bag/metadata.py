@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from sensr_bridge.bag.base import QosDesc
 
 METADATA_FILE = 'metadata.yaml'
+FILE_MODE = 0o644
+"""Mode of every bag file before the umask, as SQLite creates its files."""
 INT64_MAX = 2**63 - 1
 # RMW_DURATION_INFINITE, what publishers report for unset deadline/lifespan/lease.
 _INFINITE = {'sec': 9223372036, 'nsec': 854775807}
@@ -241,6 +243,30 @@ def is_storage_full(exc: BaseException) -> bool:
     return False
 
 
+def process_umask() -> int:
+    """Return this process's umask without changing it (Linux; 0o022 if unknown)."""
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('Umask:'):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def restrict_file_modes(bag_dir: Path) -> None:
+    """Give the files of a bag written by another library ``FILE_MODE`` less the umask.
+
+    Args:
+        bag_dir: The bag directory.
+
+    """
+    mode = FILE_MODE & ~process_umask()
+    for path in bag_dir.iterdir():
+        if path.is_file() and path.stat().st_mode & 0o777 & ~mode:
+            path.chmod(mode)
+
+
 def write_metadata_file(bag_dir: Path, info: Mapping[str, Any]) -> Path:
     """Write ``metadata.yaml`` atomically (temporary file, fsync, rename).
 
@@ -260,7 +286,9 @@ def write_metadata_file(bag_dir: Path, info: Mapping[str, Any]) -> Path:
     tmp = path.with_name(METADATA_FILE + '.tmp')
     text = dump_yaml({'rosbag2_bagfile_information': dict(info)})
     try:
-        with tmp.open('w', encoding='utf-8') as stream:
+        # Not open('w'), whose 0o666 makes the file world-writable under umask 0.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with open(fd, 'w', encoding='utf-8') as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())

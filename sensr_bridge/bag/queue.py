@@ -29,8 +29,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from sensr_bridge.bag.base import LatencyStats, LatencyWindow
 from sensr_bridge.errors import BagError, ConfigError, StorageFullError
+from sensr_bridge.stats import LatencyStats, LatencyWindow
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -87,6 +87,8 @@ class QueueStats:
         peak_queue_bytes: Highest ``queue_bytes`` seen.
         batches: Batches written.
         write_latency: Duration of ``write_batch`` calls (p50, p99 and max).
+        commit_latency: From a message's receive timestamp to its batch committed.
+        stamp_latency: From a message's own header stamp (``stamp_of``) to committed.
         error: Description of the writer failure that stopped writing, if any.
 
     """
@@ -97,6 +99,8 @@ class QueueStats:
     peak_queue_bytes: int = 0
     batches: int = 0
     write_latency: LatencyStats = field(default_factory=LatencyStats)
+    commit_latency: LatencyStats = field(default_factory=LatencyStats)
+    stamp_latency: LatencyStats = field(default_factory=LatencyStats)
     error: str | None = None
 
     @property
@@ -123,6 +127,8 @@ class BatchingWriter:
         drop_policy: 'drop_newest' refuses the new message when the queue is full;
             'drop_oldest' drops queued messages until the new one fits.
         on_error: Called once, on the writer thread, with the error that stopped writing.
+        stamp_of: Returns the header stamp (ns) of a message on a topic, or None; feeds
+            ``stamp_latency``, the end-to-end latency of stamped messages.
 
     Raises:
         ConfigError: A bound is not positive or the policy is unknown.
@@ -132,7 +138,8 @@ class BatchingWriter:
     def __init__(self, writer: BagWriter, *, max_queue_bytes: int = 512 * 2**20,
                  batch_max_messages: int = 8, batch_max_bytes: int = 64 * 2**20,
                  batch_max_delay_s: float = 0.1, drop_policy: DropPolicy = 'drop_oldest',
-                 on_error: Callable[[Exception], None] | None = None) -> None:
+                 on_error: Callable[[Exception], None] | None = None,
+                 stamp_of: Callable[[str, bytes], int | None] | None = None) -> None:
         if min(max_queue_bytes, batch_max_messages, batch_max_bytes) <= 0 or (
                 batch_max_delay_s < 0):
             msg = ('max_queue_bytes, batch_max_messages and batch_max_bytes must be > 0 and '
@@ -153,6 +160,9 @@ class BatchingWriter:
         self._known_topics = set(writer.topics)
         self._stats = QueueStats(topics={name: TopicQueueStats() for name in writer.topics})
         self._latency = LatencyWindow()
+        self._commit_latency = LatencyWindow()
+        self._stamp_latency = LatencyWindow()
+        self._stamp_of = stamp_of
         self._failure: str | None = None
         self._closing = False
         self._abandon = False
@@ -248,6 +258,8 @@ class BatchingWriter:
                         for name, t in self._stats.topics.items()},
                 queue_messages=len(self._queue),
                 write_latency=self._latency.summary(),
+                commit_latency=self._commit_latency.summary(),
+                stamp_latency=self._stamp_latency.summary(),
             )
 
     def close(self, timeout: float | None = None) -> BagStats:
@@ -343,6 +355,7 @@ class BatchingWriter:
             self._fail(batch, err)
             return
         elapsed = time.perf_counter() - start
+        self._record_latency(batch)
         with self._cond:
             self._latency.add(elapsed)
             self._stats.batches += 1
@@ -350,6 +363,14 @@ class BatchingWriter:
                 entry = self._topic_stats(item.topic)
                 entry.written_messages += 1
                 entry.written_bytes += len(item.data)
+
+    def _record_latency(self, batch: list[_Item]) -> None:
+        committed = time.time_ns()
+        for item in batch:
+            self._commit_latency.add((committed - item.stamp) / 1e9)
+            stamp = self._stamp_of(item.topic, item.data) if self._stamp_of else None
+            if stamp:
+                self._stamp_latency.add((committed - stamp) / 1e9)
 
     def _fail(self, batch: list[_Item], err: Exception) -> None:
         reason = 'storage_full' if isinstance(err, StorageFullError) else 'write_error'

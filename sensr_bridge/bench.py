@@ -1,0 +1,961 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""End-to-end benchmark: simulator -> bridge -> subscriber or recorder, in real processes.
+
+Modes (``python -m sensr_bridge.bench MODE ...``; ``--help`` on each):
+
+``bridge``
+    SENSR simulator (this process) -> ``bridge_node`` (a process) -> a raw subscriber (a
+    process, reliable or best-effort like RViz). Counts clouds sent / received / published
+    / delivered, latency from the simulator's send time to the subscriber, and checks
+    sample clouds bit-exact against what the simulator sent.
+``recorder``
+    A publisher process of 14.7 MB PointCloud2 messages (RELIABLE, depth 10) ->
+    ``recorder_node`` (a process), or ``ros2 bag record`` where installed
+    (``--recorder ros2``). Lossless when the bag holds every message published.
+``e2e``
+    Simulator -> bridge -> recorder as separate processes, or ``--composed`` (both nodes
+    in one ``record`` process). Verifies the bag: counts per topic equal to what was
+    published and a sample of clouds bit-exact. ``--soak`` splits the bag every
+    ``--split`` seconds, verifies each closed split, deletes it (``--keep`` to keep)
+    and keeps running totals, so long runs do not fill the disk.
+
+``--ramp RATE,RATE,...`` (bridge, e2e, recorder) runs each rate for ``--duration`` and
+reports the highest rate with zero loss. ``--baselines`` (e2e, recorder) measures, in the
+same run, the same bytes written raw to disk and inserted into sqlite3 with the same
+pragmas. Every run prints a progress line each second, a table at the end, and saves
+``result.json`` and ``plot.png`` (throughput per stage and RSS over time, drops marked)
+in ``--out``. RSS and CPU time are sampled for every process and its children.
+"""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import suppress
+from dataclasses import dataclass, field
+import itertools
+import json
+import os
+from pathlib import Path
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+import zlib
+
+import psutil
+
+from sensr_bridge import cdr, decode, paths
+from sensr_bridge.simulator import Simulator, SimulatorConfig
+
+SENSR_POINTS = 921_512
+TAIL = 4096  # bytes at the end of a cloud that identify which simulator frame it is
+CLOUD_TOPIC = '/sensr/points'
+
+
+# --- child roles (run as ``python -m sensr_bridge.bench _listen|_publish``) --------------
+
+
+def _child_ros(args: argparse.Namespace) -> tuple[Any, Any, threading.Event]:
+    os.environ.update(paths.dds_environment())
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    node = rclpy.create_node(f'sensr_bench_{args.role}')
+    return rclpy, node, stop
+
+
+def _qos(reliability: str, depth: int) -> Any:
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE if reliability == 'reliable'
+                      else ReliabilityPolicy.BEST_EFFORT)
+
+
+def _say(**data: Any) -> None:
+    print(json.dumps(data), flush=True)
+
+
+def listen_main(args: argparse.Namespace) -> int:
+    """Subscribe raw to the cloud topic; log receive time, stamp and tail CRC per cloud."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import PointCloud2
+
+    rclpy, node, stop = _child_ros(args)
+    records: list[tuple[int, int, int]] = []
+    samples = Path(args.samples) if args.samples else None
+
+    def got(data: bytes) -> None:
+        now = time.time_ns()
+        records.append((now, cdr.header_stamp_ns(data) or 0, zlib.crc32(data[-TAIL:])))
+        if samples is not None and len(records) % args.sample_every == 1:
+            (samples / f'{len(records) - 1}.cdr').write_bytes(data)
+
+    def diagnostics(msg: DiagnosticArray) -> None:
+        # The bridge reports its cloud subscribers: once it sees this one, nothing is missed.
+        for status in msg.status:
+            if status.name.endswith('pipeline') and any(
+                    kv.key.startswith('subscribers_') and int(kv.value) > 0
+                    for kv in status.values):
+                _say(event='matched')
+
+    node.create_subscription(PointCloud2, args.topic, got, _qos(args.reliability, 10), raw=True)
+    node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics, 10)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    _say(event='started')
+    next_report = time.monotonic() + 1.0
+    while not stop.is_set():
+        executor.spin_once(timeout_sec=0.05)
+        if time.monotonic() >= next_report:
+            next_report += 1.0
+            _say(event='progress', received=len(records))
+    Path(args.out).write_text(json.dumps({'records': records}))
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+def publish_main(args: argparse.Namespace) -> int:
+    """Publish ``count`` SENSR-sized clouds at ``rate`` once a subscriber has matched."""
+    from sensor_msgs.msg import PointCloud2
+
+    from sensr_bridge.bench_storage import pointcloud2_cdr
+
+    rclpy, node, stop = _child_ros(args)
+    message = bytearray(pointcloud2_cdr(args.points))
+    pub = node.create_publisher(PointCloud2, CLOUD_TOPIC, _qos(args.reliability, 10))
+    _say(event='started')
+    while not stop.is_set() and pub.get_subscription_count() < 1:
+        stop.wait(0.02)
+    _say(event='matched')
+    period = 1.0 / args.rate
+    start = time.monotonic()
+    published = late = 0
+    while published < args.count and not stop.is_set():
+        delay = start + published * period - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+        elif delay < -period:
+            late += 1
+        struct.pack_into('<iI', message, 4, *divmod(time.time_ns(), 1_000_000_000))
+        pub.publish(bytes(message))
+        published += 1
+        if published % max(1, int(args.rate)) == 0:
+            _say(event='progress', published=published)
+    with suppress(AttributeError):
+        pub.wait_for_all_acked(rclpy.duration.Duration(seconds=10))
+    _say(event='done', published=published, late=late,
+         seconds=round(time.monotonic() - start, 3))
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+# --- process handling ---------------------------------------------------------------
+
+
+class Child:
+    """A benchmark process: output logged to a file, JSON lines parsed, resources sampled."""
+
+    def __init__(self, name: str, cmd: list[str], run_dir: Path) -> None:
+        """Start ``cmd``; stdout and stderr go to ``run_dir/<name>.log``."""
+        self.name = name
+        self.log = run_dir / f'{name}.log'
+        self.events: dict[str, dict[str, Any]] = {}
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, env=_child_env())
+        self.process = psutil.Process(self.popen.pid)
+        self.exit_seconds: float | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        with self.log.open('w') as log:
+            for line in self.popen.stdout:
+                log.write(line)
+                with self._cond:
+                    self.lines.append(line)
+                    if line.startswith('{'):
+                        with suppress(ValueError):
+                            data = json.loads(line)
+                            self.events[data.get('event', '')] = data
+                    self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_event(self, event: str, timeout: float) -> dict[str, Any]:
+        """Wait for a JSON line ``{"event": event, ...}``.
+
+        Raises:
+            RuntimeError: The process ended or the timeout passed first.
+
+        """
+        with self._cond:
+            ok = self._cond.wait_for(lambda: event in self.events or self.popen.poll()
+                                     is not None, timeout)
+            if event in self.events:
+                return self.events[event]
+        msg = (f'{self.name} did not report {event!r} ' +
+               (f'(exit {self.popen.poll()})' if ok else f'within {timeout} s') +
+               f'; see {self.log}')
+        raise RuntimeError(msg)
+
+    def wait_line(self, text: str, timeout: float) -> None:
+        """Wait for an output line containing ``text``.
+
+        Raises:
+            RuntimeError: The process ended or the timeout passed first.
+
+        """
+        with self._cond:
+            found = self._cond.wait_for(
+                lambda: any(text in line for line in self.lines) or self.popen.poll()
+                is not None, timeout)
+            if found and any(text in line for line in self.lines):
+                return
+        msg = f'{self.name} did not print {text!r} within {timeout} s; see {self.log}'
+        raise RuntimeError(msg)
+
+    def resources(self) -> tuple[float, float]:
+        """RSS (MB) and CPU seconds of the process and its children; zeros once gone."""
+        rss = cpu = 0.0
+        with suppress(psutil.Error):
+            procs = [self.process, *self.process.children(recursive=True)]
+            for proc in procs:
+                with suppress(psutil.Error):
+                    t = proc.cpu_times()
+                    cpu += t.user + t.system
+                    rss += proc.memory_info().rss / 1e6
+        return rss, cpu
+
+    def interrupt(self, timeout: float = 20.0) -> int:
+        """SIGINT the process and wait; returns its exit code (SIGKILL after ``timeout``)."""
+        start = time.monotonic()
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            code = self.popen.wait()
+        self.exit_seconds = round(time.monotonic() - start, 3)
+        self._reader.join(5)
+        return code
+
+    def traceback_lines(self) -> int:
+        """Lines of the log that show a traceback or an ignored exception."""
+        text = self.log.read_text() if self.log.exists() else ''
+        return text.count('Traceback') + text.count('Exception ignored')
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(paths.dds_environment())
+    env.setdefault('ROS_LOCALHOST_ONLY', '1')
+    env['PYTHONUNBUFFERED'] = '1'
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def _ros_args(params: dict[str, Any]) -> list[str]:
+    out = ['--ros-args', '-r', '__ns:=/sensr']
+    for key, value in params.items():
+        if value == '':
+            continue  # the node's default; rcl cannot parse an empty value
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        out += ['-p', f'{key}:={text}']
+    return out
+
+
+class Monitor:
+    """Samples every child's RSS and CPU and the stage counters once a second."""
+
+    def __init__(self, children: list[Child], counters: Any, quiet: bool) -> None:
+        """Start sampling; ``counters()`` returns the stage counters to record."""
+        self.children = children
+        self.counters = counters
+        self.quiet = quiet
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            sample: dict[str, Any] = {'t': round(time.monotonic() - self._t0, 2)}
+            for child in self.children:
+                rss, cpu = child.resources()
+                sample[f'{child.name}_rss_mb'] = round(rss, 1)
+                sample[f'{child.name}_cpu_s'] = round(cpu, 3)
+            sample.update(self.counters())
+            self.samples.append(sample)
+            if not self.quiet:
+                stages = ' '.join(f'{k} {v}' for k, v in self.counters().items())
+                rss = ' '.join(f'{c.name} {sample[c.name + "_rss_mb"]:.0f}'
+                               for c in self.children)
+                print(f"[{sample['t']:7.1f} s] {stages} | RSS MB {rss}", flush=True)
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._stop.set()
+        self._thread.join()
+
+
+# --- expected clouds and matching -------------------------------------------------------
+
+
+@dataclass
+class Expected:
+    """What the bridge must publish for each precomputed simulator frame."""
+
+    clouds: list[bytes]
+    tails: dict[int, int]  # tail CRC -> slot
+
+    @classmethod
+    def of(cls, sim: Simulator) -> Expected:
+        """Decode every precomputed frame as the bridge does (default parameters)."""
+        decoder = decode.InlineDecoder(decode.CloudOptions(decode.MERGED, True, frozenset()),
+                                       'sensr', lambda _r: None)
+        clouds = []
+        for slot in range(sim.config.frames_precomputed):
+            result = decoder.decode(slot, sim.expected_point_result(slot), 0, 0)
+            clouds.append(bytes(result.clouds[0][1]))
+        decoder.close(1.0)
+        return cls(clouds, {zlib.crc32(c[-TAIL:]): i for i, c in enumerate(clouds)})
+
+    def same(self, slot: int, data: bytes) -> bool:
+        """Whether ``data`` equals the expected cloud of ``slot``, header stamp aside."""
+        want = self.clouds[slot]
+        return len(data) == len(want) and data[:4] == want[:4] and data[12:] == want[12:]
+
+
+def match_sends(records: list[tuple[int, int, int]], sent: dict[int, int],
+                expected: Expected) -> list[tuple[int, int]]:
+    """Pair each received cloud with the simulator frame it came from.
+
+    A cloud's content tells its frame modulo the precomputed frame count; the frame is the
+    latest one of that residue sent before the cloud's stamp and after the previous match,
+    which is certain while the pipeline lags less than ``frames_precomputed`` frames.
+
+    Returns:
+        ``(seq, receive_ns)`` per identified cloud.
+
+    """
+    period = len(expected.clouds)
+    order = sorted(sent.items())
+    pairs = []
+    last = -1
+    for recv_ns, stamp_ns, tail in records:
+        slot = expected.tails.get(tail)
+        if slot is None:
+            continue
+        limit = stamp_ns or recv_ns
+        best = None
+        for seq, send_ns in order:
+            if send_ns > limit:
+                break
+            if seq > last and seq % period == slot:
+                best = seq
+        if best is not None:
+            pairs.append((best, recv_ns))
+            last = best
+    return pairs
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50, p99 and max in milliseconds (zeros when empty)."""
+    if not values:
+        return {'p50_ms': 0.0, 'p99_ms': 0.0, 'max_ms': 0.0}
+    data = sorted(values)
+    q = statistics.quantiles(data, n=100, method='inclusive') if len(data) > 1 else data * 99
+    return {'p50_ms': round(q[49] * 1e3, 2), 'p99_ms': round(q[98] * 1e3, 2),
+            'max_ms': round(data[-1] * 1e3, 2)}
+
+
+# --- modes ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One benchmark run: where its files go and what it measured."""
+
+    mode: str
+    rate: float
+    run_dir: Path
+    result: dict[str, Any] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _simulator(args: argparse.Namespace, rate: float, ports: tuple[int, int]) -> Simulator:
+    return Simulator(SimulatorConfig(
+        output_port=ports[0], point_port=ports[1], rate_hz=rate, points=args.points,
+        objects=args.objects, duration_s=args.duration, start_after_clients=2,
+        max_queue_frames=args.sim_queue))
+
+
+def _bridge_params(args: argparse.Namespace, ports: tuple[int, int], stats: Path) -> dict:
+    extra = dict(item.split('=', 1) for item in args.bridge_param)
+    return {'host': '127.0.0.1', 'output_port': ports[0], 'point_port': ports[1],
+            'decode_workers': args.workers, 'stats_file': stats, 'stats_log_period': 0.0,
+            **extra}
+
+
+def _run_sim(sim: Simulator, args: argparse.Namespace, children: list[Child]) -> None:
+    """Run the simulator to its end, then wait until every frame left its socket."""
+    sim.start()
+    if not sim.wait_for_clients(2, timeout=30):
+        msg = 'the bridge did not connect to the simulator within 30 s'
+        raise RuntimeError(msg)
+    while not sim.wait(0.5):
+        for child in children:
+            if child.popen.poll() is not None:
+                msg = f'{child.name} exited early (code {child.popen.poll()}); see {child.log}'
+                raise RuntimeError(msg)
+
+    def flushed(stats: Any) -> bool:
+        point = stats.ports['point']
+        return point.clients == 0 or point.frames_sent + point.frames_dropped >= stats.frames
+
+    sim.wait_for_stats(flushed, timeout=10)
+
+
+def _settle(read: Any, timeout: float = 10.0, quiet: float = 1.0) -> None:
+    """Wait until the value returned by ``read()`` stops changing for ``quiet`` s."""
+    deadline = time.monotonic() + timeout
+    last, since = read(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.1)
+        now = read()
+        if now != last:
+            last, since = now, time.monotonic()
+
+
+def run_bridge(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
+    """Simulator -> bridge process -> raw subscriber process."""
+    ports = (_free_port(), _free_port())
+    stats_file = run_dir / 'bridge_stats.json'
+    listen_out = run_dir / 'listener.json'
+    samples = run_dir / 'samples'
+    samples.mkdir()
+    sim = _simulator(args, rate, ports)
+    expected = Expected.of(sim)
+    subscribe = args.subscriber_qos != 'none'
+    children = []
+    if subscribe:
+        listener = Child('listener', [
+            sys.executable, '-m', 'sensr_bridge.bench', '_listen', '--topic', CLOUD_TOPIC,
+            '--reliability', args.subscriber_qos, '--out', str(listen_out), '--samples',
+            str(samples), '--sample-every', str(max(1, int(rate * args.duration) // 4))],
+            run_dir)
+        listener.wait_event('started', 30)
+        children.append(listener)
+    bridge = Child('bridge', [sys.executable, '-m', 'sensr_bridge.bridge_node',
+                              *_ros_args(_bridge_params(args, ports, stats_file))], run_dir)
+    children.insert(0, bridge)
+
+    def delivered() -> int:
+        return children[-1].events.get('progress', {}).get('received', 0) if subscribe else 0
+
+    try:
+        if subscribe:
+            children[-1].wait_event('matched', 30)
+        monitor = Monitor(children, lambda: {'sent': sim.stats().ports['point'].frames_sent,
+                                             'delivered': delivered()}, args.quiet)
+        _run_sim(sim, args, children)
+        if subscribe:
+            _settle(delivered)
+        monitor.stop()
+    finally:
+        codes = {c.name: c.interrupt() for c in children}
+        sim_stats = sim.stats()
+        sent_log = sim.sent_log()
+        sim.stop()
+    bridge_stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    records = json.loads(listen_out.read_text())['records'] if listen_out.exists() else []
+    counts = bridge_stats.get('counters', {})
+    pairs = match_sends(records, sent_log, expected)
+    latency = [(recv - sent_log[seq]) / 1e9 for seq, recv in pairs]
+    checked = bad = 0
+    for path in sorted(samples.glob('*.cdr')):
+        data = path.read_bytes()
+        slot = expected.tails.get(zlib.crc32(data[-TAIL:]))
+        checked += 1
+        bad += slot is None or not expected.same(slot, data)
+    point = sim_stats.ports['point']
+    run = Run('bridge', rate, run_dir, samples=monitor.samples)
+    run.result = {
+        'rate_hz': rate, 'points': args.points, 'duration_s': args.duration,
+        'decode_workers': args.workers, 'subscriber_qos': args.subscriber_qos,
+        'sent': point.frames_sent, 'sim_dropped': point.frames_dropped,
+        'sim_missed_ticks': sim_stats.missed_ticks,
+        'received': counts.get('points_received', 0),
+        'published': counts.get('points_published', 0),
+        'delivered': len(records),
+        'bridge_drops': {k: v for k, v in counts.items() if 'dropped' in k or '_bad_' in k},
+        'latency_send_to_subscriber': percentiles(latency), 'latency_matched': len(pairs),
+        'bridge_publish_latency': bridge_stats.get('publish_latency', {}),
+        'bit_exact_checked': checked, 'bit_exact_failed': bad,
+        'exit_codes': codes, 'exit_seconds': {c.name: c.exit_seconds for c in children},
+        'tracebacks': sum(c.traceback_lines() for c in children),
+        'bridge_cpu_ms_per_frame': _per_frame(monitor.samples, 'bridge', 'sent'),
+        'rss_mb': _rss_summary(monitor.samples, children),
+    }
+    sent = run.result['sent']
+    run.result['lossless'] = (sent > 0 and run.result['sim_dropped'] == 0
+                              and run.result['published'] == sent and bad == 0
+                              and (run.result['delivered'] == sent or not subscribe))
+    return run
+
+
+def run_recorder(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
+    """Publisher process -> recorder process (ours, or ``ros2 bag record``)."""
+    bag_dir = run_dir / 'bag'
+    stats_file = run_dir / 'recorder_stats.json'
+    count = round(rate * args.duration)
+    if args.recorder == 'ros2':
+        cmd = ['ros2', 'bag', 'record', '-s', args.storage, '-o', str(bag_dir), CLOUD_TOPIC]
+    else:
+        params = {'output_dir': run_dir, 'bag_name': 'bag', 'storage': args.storage,
+                  'topics': f'[{CLOUD_TOPIC}]', 'stats_file': stats_file,
+                  'storage_preset': args.preset, 'stats_log_period': 0.0}
+        cmd = [sys.executable, '-m', 'sensr_bridge.recorder_node', *_ros_args(params)]
+    recorder = Child('recorder', cmd, run_dir)
+    publisher = Child('publisher', [sys.executable, '-m', 'sensr_bridge.bench', '_publish',
+                                    '--rate', str(rate), '--count', str(count), '--points',
+                                    str(args.points)], run_dir)
+    children = [publisher, recorder]
+    try:
+        publisher.wait_event('matched', 60)
+        monitor = Monitor(children, lambda: {
+            'published': publisher.events.get('progress', {}).get('published', 0)}, args.quiet)
+        done = publisher.wait_event('done', args.duration * 4 + 60)
+        monitor.stop()
+    finally:
+        publisher.interrupt()
+        code = recorder.interrupt(60)
+    written = _bag_counts(bag_dir).get(CLOUD_TOPIC, 0)
+    rec_stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    queue = rec_stats.get('queue', {})
+    topic = queue.get('topics', {}).get(CLOUD_TOPIC, {})
+    run = Run('recorder', rate, run_dir, samples=monitor.samples)
+    published = done.get('published', 0)
+    run.result = {
+        'rate_hz': rate, 'recorder': args.recorder, 'storage': args.storage,
+        'preset': args.preset or 'default', 'published': published,
+        'publisher_late_ticks': done.get('late', 0),
+        'recorder_received': topic.get('received_messages'), 'written': written,
+        'recorder_dropped': topic.get('dropped', {}),
+        'write_latency': queue.get('write_latency', {}),
+        'commit_latency': queue.get('commit_latency', {}),
+        'stamp_to_commit': queue.get('stamp_latency', {}),
+        'exit_code': code, 'exit_seconds': recorder.exit_seconds,
+        'tracebacks': recorder.traceback_lines(),
+        'recorder_cpu_ms_per_msg': _per_frame(monitor.samples, 'recorder', 'published'),
+        'rss_mb': _rss_summary(monitor.samples, children),
+        'lossless': published == count and written == published,
+    }
+    if not args.keep:
+        shutil.rmtree(bag_dir, ignore_errors=True)
+    return run
+
+
+def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
+    """Simulator -> bridge -> recorder (separate processes or composed) -> verified bag."""
+    ports = (_free_port(), _free_port())
+    bridge_stats, rec_stats = run_dir / 'bridge_stats.json', run_dir / 'recorder_stats.json'
+    bag_dir = run_dir / 'bag'
+    sim = _simulator(args, rate, ports)
+    expected = Expected.of(sim)
+    rec_params = {'output_dir': run_dir, 'bag_name': 'bag', 'storage': args.storage,
+                  'storage_preset': args.preset, 'stats_file': rec_stats,
+                  'stats_log_period': 0.0, 'max_bagfile_duration': int(args.split)}
+    if args.composed:
+        cmd = [sys.executable, '-m', 'sensr_bridge.record', '--host', '127.0.0.1',
+               '--output-port', str(ports[0]), '--point-port', str(ports[1]),
+               '--output-dir', str(run_dir), '--bag-name', 'bag', '--storage', args.storage,
+               '--decode-workers', str(args.workers), '--split-duration', str(int(args.split)),
+               '--stats-dir', str(run_dir), '--quiet']
+        if args.preset:
+            cmd += ['--storage-preset', args.preset]
+        children = [Child('record', cmd, run_dir)]
+    else:
+        recorder = Child('recorder', [sys.executable, '-m', 'sensr_bridge.recorder_node',
+                                      *_ros_args(rec_params)], run_dir)
+        bridge = Child('bridge', [sys.executable, '-m', 'sensr_bridge.bridge_node',
+                                  *_ros_args(_bridge_params(args, ports, bridge_stats))],
+                       run_dir)
+        children = [bridge, recorder]
+    verifier = SplitVerifier(bag_dir, expected, delete=args.soak and not args.keep)
+    try:
+        # The simulator starts only once the recorder records the bridge's topics, so the
+        # bag can hold every frame (the bridge reconnects until the simulator listens).
+        for topic in (CLOUD_TOPIC, '/sensr/output_raw'):
+            children[-1].wait_line(f'recording {topic} ', 60)
+        monitor = Monitor(children, lambda: {
+            'sent': sim.stats().ports['point'].frames_sent,
+            'verified_clouds': verifier.totals.get(CLOUD_TOPIC, 0)}, args.quiet)
+        _run_sim_with(sim, args, children, verifier)
+        _settle(lambda: _dir_size(bag_dir))
+        monitor.stop()
+    finally:
+        codes = {c.name: c.interrupt(60) for c in children}
+        sim_stats = sim.stats()
+        sent_log = sim.sent_log()
+        sim.stop()
+    verifier.finish()
+    bstats = json.loads(bridge_stats.read_text()) if bridge_stats.exists() else {}
+    rstats = json.loads(rec_stats.read_text()) if rec_stats.exists() else {}
+    counts = bstats.get('counters', {})
+    queue = rstats.get('queue', {})
+    pairs = match_sends(verifier.records, sent_log, expected)
+    transit = [(recv - sent_log[seq]) / 1e9 for seq, recv in pairs]
+    point = sim_stats.ports['point']
+    published = {CLOUD_TOPIC: counts.get('points_published', 0),
+                 '/sensr/output_raw': counts.get('output_published', 0)}
+    run = Run('e2e', rate, run_dir, samples=monitor.samples)
+    run.result = {
+        'rate_hz': rate, 'points': args.points, 'duration_s': args.duration,
+        'composed': args.composed, 'storage': args.storage, 'preset': args.preset or 'default',
+        'decode_workers': args.workers, 'sent': point.frames_sent,
+        'sim_dropped': point.frames_dropped, 'received': counts.get('points_received', 0),
+        'published': published, 'in_bag': verifier.totals, 'splits': verifier.splits,
+        'bridge_drops': {k: v for k, v in counts.items() if 'dropped' in k or '_bad_' in k},
+        'recorder_dropped': {k: v.get('dropped', {}) for k, v in
+                             queue.get('topics', {}).items() if v.get('dropped')},
+        'latency_send_to_bridge_stamp': percentiles(transit),
+        'latency_stamp_to_commit': _ms(queue.get('stamp_latency', {})),
+        'bit_exact_checked': verifier.checked, 'bit_exact_failed': verifier.failed,
+        'bytes_to_disk_mb_per_s': round(verifier.bytes / 1e6 / max(args.duration, 1e-9), 1),
+        'exit_codes': codes, 'exit_seconds': {c.name: c.exit_seconds for c in children},
+        'tracebacks': sum(c.traceback_lines() for c in children),
+        'cpu_ms_per_frame': {c.name: _per_frame(monitor.samples, c.name, 'sent')
+                             for c in children},
+        'rss_mb': _rss_summary(monitor.samples, children),
+    }
+    sent = point.frames_sent
+    run.result['lossless'] = (
+        sent > 0 and point.frames_dropped == 0 and published[CLOUD_TOPIC] == sent
+        and all(verifier.totals.get(t, 0) == n for t, n in published.items())
+        and verifier.failed == 0)
+    if not args.keep:
+        shutil.rmtree(bag_dir, ignore_errors=True)
+    return run
+
+
+def _run_sim_with(sim: Simulator, args: argparse.Namespace, children: list[Child],
+                  verifier: SplitVerifier) -> None:
+    stop = threading.Event()
+
+    def verify_loop() -> None:
+        while not stop.wait(1.0):
+            verifier.poll()
+
+    thread = threading.Thread(target=verify_loop, daemon=True)
+    thread.start()
+    try:
+        _run_sim(sim, args, children)
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _ms(latency: dict[str, float]) -> dict[str, float]:
+    return {f'{k[:-2]}_ms': round(v * 1e3, 2) for k, v in latency.items() if k.endswith('_s')}
+
+
+def _dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.glob('*') if p.is_file()) if path.exists() else 0
+
+
+class SplitVerifier:
+    """Verifies closed sqlite3 splits of a growing bag, keeping running totals.
+
+    A split is closed once the next one exists (or at :meth:`finish`). Per split: message
+    counts per topic, header stamp and tail of every cloud (for latency matching), and the
+    first cloud compared bit-exact with what the simulator sent.
+    """
+
+    def __init__(self, bag_dir: Path, expected: Expected, *, delete: bool) -> None:
+        """Watch ``bag_dir``; delete verified splits when ``delete``."""
+        self.bag_dir = bag_dir
+        self.expected = expected
+        self.delete = delete
+        self.totals: dict[str, int] = {}
+        self.records: list[tuple[int, int, int]] = []
+        self.splits = 0
+        self.checked = self.failed = self.bytes = 0
+        self._done: set[str] = set()
+
+    def _files(self) -> list[Path]:
+        files = [p for p in self.bag_dir.glob('*.db3') if p.name not in self._done]
+        return sorted(files, key=lambda p: int(p.stem.rsplit('_', 1)[-1]))
+
+    def poll(self) -> None:
+        """Verify every split that is closed now."""
+        files = self._files()
+        for path in files[:-1]:
+            self._verify(path)
+
+    def finish(self) -> None:
+        """Verify the remaining splits (the recorder has closed the bag)."""
+        for path in self._files():
+            self._verify(path)
+
+    def _verify(self, path: Path) -> None:
+        self._done.add(path.name)
+        self.bytes += path.stat().st_size
+        conn = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
+        try:
+            topics = dict(conn.execute('SELECT id, name FROM topics'))
+            for topic_id, n in conn.execute(
+                    'SELECT topic_id, count(*) FROM messages GROUP BY topic_id'):
+                name = topics[topic_id]
+                self.totals[name] = self.totals.get(name, 0) + n
+            cloud_id = next((i for i, n in topics.items() if n == CLOUD_TOPIC), None)
+            if cloud_id is not None:
+                rows = conn.execute('SELECT substr(data, 1, 12), substr(data, -?) '
+                                    'FROM messages WHERE topic_id = ? ORDER BY id',
+                                    (TAIL, cloud_id))
+                for head, tail in rows:
+                    stamp = cdr.header_stamp_ns(head) or 0
+                    # The bridge's stamp is its receive time: pair it with the send time.
+                    self.records.append((stamp, stamp, zlib.crc32(tail)))
+                first = conn.execute('SELECT data FROM messages WHERE topic_id = ? ORDER BY id '
+                                     'LIMIT 1', (cloud_id,)).fetchone()
+                if first is not None:
+                    data = first[0]
+                    slot = self.expected.tails.get(zlib.crc32(data[-TAIL:]))
+                    self.checked += 1
+                    self.failed += slot is None or not self.expected.same(slot, data)
+        finally:
+            conn.close()
+        self.splits += 1
+        if self.delete:
+            path.unlink()
+
+
+def _bag_counts(bag_dir: Path) -> dict[str, int]:
+    """Messages per topic of a finished bag, read with rosbags (an independent reader)."""
+    from rosbags.rosbag2 import Reader
+
+    if not (bag_dir / 'metadata.yaml').exists():
+        return {}
+    with Reader(bag_dir) as reader:
+        return {c.topic: c.msgcount for c in reader.connections}
+
+
+def _per_frame(samples: list[dict[str, Any]], name: str, counter: str) -> float:
+    """CPU milliseconds of a process per message counted by ``counter``, over the run."""
+    live = [s for s in samples if s.get(f'{name}_cpu_s') and s.get(counter)]
+    if len(live) < 2 or live[-1][counter] == live[0][counter]:
+        return 0.0
+    cpu = live[-1][f'{name}_cpu_s'] - live[0][f'{name}_cpu_s']
+    return round(cpu / (live[-1][counter] - live[0][counter]) * 1e3, 2)
+
+
+def _rss_summary(samples: list[dict[str, Any]], children: list[Child]) -> dict[str, Any]:
+    """Per process: RSS after warm-up and at the end, and the growth rate between."""
+    out = {}
+    for child in children:
+        series = [(s['t'], s[f'{child.name}_rss_mb']) for s in samples
+                  if s.get(f'{child.name}_rss_mb')]
+        if len(series) < 4:
+            continue
+        warm = series[min(len(series) - 2, max(2, len(series) // 5))]
+        end = series[-1]
+        growth = (end[1] - warm[1]) / max(end[0] - warm[0], 1e-9)
+        out[child.name] = {'warm_mb': warm[1], 'end_mb': end[1],
+                           'peak_mb': max(v for _, v in series),
+                           'growth_mb_per_s': round(growth, 4)}
+    return out
+
+
+# --- baselines, ramp, output -------------------------------------------------------------
+
+
+# The bench_storage pragma set equal to each recorder preset ('' is the default).
+BASELINE_SETS = {'': 'TRUNCATE/OFF/64K', 'crash_safe': 'TRUNCATE/OFF/64K',
+                 'resilient': 'WAL/NORMAL', 'rosbag2_default': 'MEMORY/OFF'}
+
+
+def baselines(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
+    """Raw disk (fsync'd) and sqlite3 INSERT with the same pragmas, on the same bytes."""
+    from sensr_bridge.bench_storage import run_benchmark
+
+    scratch = root / 'baselines'
+    scratch.mkdir()
+    try:
+        return run_benchmark(scratch, count=60, batch=4, repeat=1,
+                             sets=[BASELINE_SETS.get(args.preset, 'TRUNCATE/OFF/64K')])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+RUNNERS = {'bridge': run_bridge, 'recorder': run_recorder, 'e2e': run_e2e}
+
+
+def summary_rows(run: Run) -> list[tuple[str, str]]:
+    """The headline figures of a run as (name, value) rows."""
+    r = run.result
+    rows = [('rate', f"{r['rate_hz']} Hz"), ('lossless', str(r['lossless']))]
+    for key in ('sent', 'received', 'published', 'delivered', 'in_bag', 'written',
+                'recorder_received', 'bridge_drops', 'recorder_dropped', 'splits',
+                'latency_send_to_subscriber', 'latency_send_to_bridge_stamp',
+                'latency_stamp_to_commit', 'stamp_to_commit', 'bit_exact_checked',
+                'bit_exact_failed', 'bytes_to_disk_mb_per_s', 'bridge_cpu_ms_per_frame',
+                'cpu_ms_per_frame', 'recorder_cpu_ms_per_msg', 'rss_mb', 'exit_seconds',
+                'exit_code', 'tracebacks'):
+        if key in r and r[key] not in ({}, None):
+            rows.append((key, json.dumps(r[key]) if isinstance(r[key], dict) else str(r[key])))
+    return rows
+
+
+def plot(runs: list[Run], path: Path) -> bool:
+    """Throughput per stage and RSS over time per run, drops marked; False without matplotlib."""
+    try:
+        import matplotlib as mpl
+        mpl.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    offset = 0.0
+    for run in runs:
+        s = run.samples
+        if len(s) < 2:
+            continue
+        t = [x['t'] + offset for x in s]
+        stages = [k for k in s[0] if k != 't' and not k.endswith(('_rss_mb', '_cpu_s'))]
+        for key in stages:
+            rate = [0.0] + [(b[key] - a[key]) / (b['t'] - a['t']) for a, b in itertools.pairwise(s)]
+            axes[0].plot(t, rate, label=f'{key} ({run.rate:g} Hz)')
+        for key in (k for k in s[0] if k.endswith('_rss_mb')):
+            axes[1].plot(t, [x[key] for x in s], label=f'{key[:-7]} ({run.rate:g} Hz)')
+        if not run.result.get('lossless'):
+            axes[0].axvspan(t[0], t[-1], color='red', alpha=0.08)
+        offset = t[-1] + 1
+    axes[0].set_ylabel('messages/s per stage')
+    axes[0].set_title(f'sensr_bridge benchmark ({runs[0].mode}); red: run with losses')
+    axes[1].set_ylabel('RSS (MB)')
+    axes[1].set_xlabel('seconds')
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc='upper left')
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='mode', required=True)
+    for mode in RUNNERS:
+        p = sub.add_parser(mode)
+        add = p.add_argument
+        add('--rate', type=float, default=10.0, help='frames (messages) per second')
+        add('--ramp', help='comma-separated rates: the highest lossless one is reported')
+        add('--duration', type=float, default=20.0, help='seconds of frames per run')
+        add('--points', type=int, default=SENSR_POINTS, help='points per cloud')
+        add('--objects', type=int, default=20, help='objects per OutputMessage')
+        add('--workers', type=int, default=0, help='bridge decode_workers')
+        add('--storage', choices=('sqlite3', 'mcap'), default='sqlite3')
+        add('--preset', default='', help='sqlite3 pragma preset (default: the recorder default)')
+        add('--subscriber-qos', choices=('reliable', 'best_effort', 'none'), default='reliable',
+            help="bridge: QoS of the subscriber process; 'none': no subscriber")
+        add('--recorder', choices=('ours', 'ros2'), default='ours')
+        add('--composed', action='store_true', help='e2e: bridge and recorder in one process')
+        add('--soak', action='store_true', help='e2e: verify and delete splits as they close')
+        add('--split', type=float, default=0, help='e2e: split the bag every N seconds')
+        add('--keep', action='store_true', help='keep bags and splits')
+        add('--baselines', action='store_true', help='also measure raw disk and sqlite3')
+        add('--bridge-param', action='append', default=[], metavar='NAME=VALUE',
+            help='extra bridge parameter (separate processes only)')
+        add('--sim-queue', type=int, default=10,
+            help='simulator per-client backlog (frames) before it overflows like SENSR')
+        add('--out', default='', help='result directory (default: a new temporary one)')
+        add('--quiet', action='store_true', help='no progress lines')
+    for role in ('_listen', '_publish'):
+        p = sub.add_parser(role)
+        p.set_defaults(role=role[1:])
+        p.add_argument('--topic', default=CLOUD_TOPIC)
+        p.add_argument('--reliability', default='reliable')
+        p.add_argument('--out', default='')
+        p.add_argument('--samples', default='')
+        p.add_argument('--sample-every', type=int, default=100)
+        p.add_argument('--rate', type=float, default=10.0)
+        p.add_argument('--count', type=int, default=100)
+        p.add_argument('--points', type=int, default=SENSR_POINTS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit code 0 when the last run (or one ramp step) was lossless."""
+    args = _parser().parse_args(argv)
+    if args.mode == '_listen':
+        return listen_main(args)
+    if args.mode == '_publish':
+        return publish_main(args)
+    if args.mode == 'e2e' and args.soak and not args.split:
+        args.split = 30.0
+    root = Path(args.out or tempfile.mkdtemp(prefix=f'sensr_bench_{args.mode}_'))
+    root.mkdir(parents=True, exist_ok=True)
+    rates = [float(r) for r in args.ramp.split(',')] if args.ramp else [args.rate]
+    runs: list[Run] = []
+    for i, rate in enumerate(rates):
+        run_dir = root / f'run{i}_{rate:g}hz'
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir()
+        print(f'== {args.mode} at {rate:g} Hz for {args.duration:g} s -> {run_dir}', flush=True)
+        run = RUNNERS[args.mode](args, rate, run_dir)
+        runs.append(run)
+        for name, value in summary_rows(run):
+            print(f'  {name:<30} {value}', flush=True)
+        if args.ramp and not run.result['lossless']:
+            break
+    result: dict[str, Any] = {'mode': args.mode, 'argv': sys.argv[1:] if argv is None else argv,
+                              'machine': {'cpus': os.cpu_count(),
+                                          'python': sys.version.split()[0]},
+                              'runs': [{**r.result, 'samples': r.samples} for r in runs]}
+    lossless = [r.rate for r in runs if r.result['lossless']]
+    if args.ramp:
+        result['max_lossless_rate_hz'] = max(lossless, default=0.0)
+        print(f"max lossless rate: {result['max_lossless_rate_hz']:g} Hz", flush=True)
+    if args.baselines:
+        result['baselines'] = baselines(args, root)
+        for row in result['baselines']:
+            print(f"  baseline {row['case']:<12} {row['kind']:<13} {row['msg_per_s']:6.1f} msg/s"
+                  f" {row['mb_per_s']:7.0f} MB/s", flush=True)
+    (root / 'result.json').write_text(json.dumps(result, indent=1))
+    drew = plot(runs, root / 'plot.png')
+    print(f"result: {root / 'result.json'}" + (f", plot: {root / 'plot.png'}" if drew else ''),
+          flush=True)
+    return 0 if (lossless if args.ramp else runs[-1].result['lossless']) else 1
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

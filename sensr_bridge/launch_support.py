@@ -1,0 +1,498 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""What the launch files compute, as plain data: testable without ``launch`` installed.
+
+``launch/record.launch.py`` and ``launch/bridge.launch.py`` declare the arguments listed
+here, hand their values to :func:`record_plan` or :func:`bridge_plan` (inside an
+``OpaqueFunction``, once the values are known) and turn the returned :class:`Plan` into
+launch and launch_ros actions one to one. Every check, default and command line is made
+here.
+
+Parameters, lowest precedence first: the nodes' built-in defaults (documented in
+``config/bridge.yaml`` and ``config/recorder.yaml``), then ``params_file`` (given to
+every node), then the launch arguments that are set (an empty argument sets nothing).
+
+Lifecycle (separate processes): the recorder is configured first (it opens the bag),
+then the bridge (it creates its publishers), then the recorder is activated (it
+subscribes to what the bridge publishes), and only once the recorder is active is the
+bridge activated (it connects to SENSR), so the bag starts with the first frame. A
+failed configure or activate shuts the launch down. Shutdown needs no transitions:
+SIGINT/SIGTERM make each process drain and close (:mod:`sensr_bridge.runtime`).
+
+``python -m sensr_bridge.launch_support`` is the process of ``composed:=true``: both
+nodes in one process, with the same node classes and :func:`sensr_bridge.runtime.run_nodes`
+as the ``bridge_node`` and ``recorder_node`` executables.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+import json
+import math
+import os
+from pathlib import Path
+import re
+import sys
+from typing import Any
+
+from sensr_bridge import paths, protocol
+from sensr_bridge.errors import ConfigError
+
+PACKAGE = 'sensr_bridge'
+BRIDGE_EXECUTABLE = 'bridge_node'
+RECORDER_EXECUTABLE = 'recorder_node'
+BRIDGE_NAME = 'sensr_bridge'
+"""Node name of the bridge (its default in :class:`~sensr_bridge.bridge_node.BridgeNode`)."""
+RECORDER_NAME = 'sensr_recorder'
+"""Node name of the recorder (its default in :class:`~sensr_bridge.recorder_node.RecorderNode`)."""
+DEFAULT_NAMESPACE = 'sensr'
+RVIZ_CONFIG = 'sensr.rviz'
+
+# launch sends SIGINT, then SIGTERM after sigterm_timeout, then SIGKILL after a further
+# sigkill_timeout (5 s by default). The nodes treat SIGTERM like SIGINT, so only SIGKILL
+# cuts their drain short. The recorder needs its drain_timeout (3 s) for the publishers
+# to finish plus the time to write what its queue holds (up to max_queue_bytes, 1 GiB,
+# at a few hundred MB/s) and close the bag.
+RECORDER_SIGTERM_TIMEOUT_S = 30
+BRIDGE_SIGTERM_TIMEOUT_S = 10
+"""The bridge's drain_timeout is 1.5 s: it stops taking frames and publishes what it has."""
+SIMULATOR_SIGTERM_TIMEOUT_S = 10
+
+_TRUE = ('true', '1')
+_FALSE = ('false', '0')
+_NAMESPACE = re.compile(r'^[A-Za-z][A-Za-z0-9_]*(?:/[A-Za-z][A-Za-z0-9_]*)*$')
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One launch argument.
+
+    Attributes:
+        name: Argument name (``name:=value`` on the command line).
+        default: Default value; '' for node parameters means "not set".
+        description: Shown by ``ros2 launch -s``.
+        choices: Allowed values (empty: any).
+
+    """
+
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+_COMMON = (
+    Argument('host', '', 'SENSR master host name or address (unset: params_file, else '
+             '127.0.0.1; always 127.0.0.1 with simulate:=true)'),
+    Argument('output_port', '', f'SENSR output port, OutputMessage; 0 = off (unset: '
+             f'params_file, else {protocol.OUTPUT_PORT})'),
+    Argument('point_port', '', f'SENSR point-cloud port, PointResult; 0 = off (unset: '
+             f'params_file, else {protocol.POINT_PORT})'),
+    Argument('params_file', '', 'ROS parameter YAML given to every node (see '
+             'config/bridge.yaml, config/recorder.yaml); launch arguments that are set win'),
+    Argument('namespace', DEFAULT_NAMESPACE, 'namespace of the nodes and their topics'),
+    Argument('simulate', 'false', 'start the built-in SENSR simulator on loopback and '
+             'connect to it'),
+    Argument('sim_points', '921512', 'simulator: points per frame'),
+    Argument('sim_rate', '10.0', 'simulator: frames per second'),
+)
+
+RECORD_ARGUMENTS: tuple[Argument, ...] = (
+    *_COMMON,
+    Argument('output_dir', '', 'directory in which bags are created (unset: params_file, '
+             'else bags)'),
+    Argument('storage', '', 'bag storage (unset: params_file, else sqlite3)',
+             ('', 'sqlite3', 'mcap')),
+    Argument('storage_preset', '', "sqlite3 pragma preset, e.g. 'resilient' (unset: "
+             'params_file, else the default preset)'),
+    Argument('storage_config_file', '', 'rosbag2 storage config YAML (write: pragmas: '
+             '[...]), e.g. config/storage_resilient.yaml (unset: params_file, else none)'),
+    Argument('max_bagfile_duration', '', 'split the bag every N seconds; 0 = never (unset: '
+             'params_file, else 0)'),
+    Argument('max_bagfile_size', '', 'split the bag at N bytes per file; 0 = never (unset: '
+             'params_file, else 0)'),
+    Argument('composed', 'false', 'bridge and recorder in one process (no lifecycle '
+             'events: the process configures and activates them in order)'),
+    Argument('rviz', 'false', 'start RViz with config/sensr.rviz'),
+)
+"""Arguments of ``record.launch.py``."""
+
+BRIDGE_ARGUMENTS: tuple[Argument, ...] = (
+    *_COMMON,
+    Argument('rviz', 'true', 'start RViz with config/sensr.rviz'),
+)
+"""Arguments of ``bridge.launch.py``."""
+
+
+@dataclass(frozen=True)
+class Process:
+    """A plain process to start (``ExecuteProcess``).
+
+    Attributes:
+        name: Process name in the launch log.
+        cmd: The command line.
+        sigterm_timeout: Seconds from SIGINT to SIGTERM at shutdown.
+
+    """
+
+    name: str
+    cmd: tuple[str, ...]
+    sigterm_timeout: int
+
+
+@dataclass(frozen=True)
+class RosNode:
+    """A ROS node executable of this package to start (``Node`` or ``LifecycleNode``).
+
+    Attributes:
+        executable: Console script of this package.
+        name: Node name.
+        parameters: Parameter files (paths) and, last, a dict of overrides.
+        sigterm_timeout: Seconds from SIGINT to SIGTERM at shutdown.
+
+    """
+
+    executable: str
+    name: str
+    parameters: tuple[str | dict[str, Any], ...]
+    sigterm_timeout: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """One lifecycle transition request of the separate-process start.
+
+    Attributes:
+        node: 'bridge' or 'recorder': whose transition is requested.
+        transition: 'configure' or 'activate'.
+        after: ``(node, start_state, goal_state)`` of the state transition that triggers
+            the request (labels as in ``lifecycle_msgs/TransitionEvent``); None: at start.
+
+    """
+
+    node: str
+    transition: str
+    after: tuple[str, str, str] | None
+
+
+LIFECYCLE_STEPS: tuple[Step, ...] = (
+    Step('recorder', 'configure', None),
+    Step('bridge', 'configure', ('recorder', 'configuring', 'inactive')),
+    Step('recorder', 'activate', ('bridge', 'configuring', 'inactive')),
+    Step('bridge', 'activate', ('recorder', 'activating', 'active')),
+)
+"""The start order: recorder configured, bridge configured, recorder active, bridge active."""
+
+LIFECYCLE_FAILURES: tuple[tuple[str, str, str], ...] = tuple(
+    (node, start, goal) for node in ('recorder', 'bridge')
+    for start, goal in (('configuring', 'unconfigured'), ('configuring', 'errorprocessing'),
+                        ('activating', 'inactive'), ('activating', 'errorprocessing')))
+"""``(node, start_state, goal_state)`` of a failed configure or activate: shut down."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a launch file starts.
+
+    Attributes:
+        namespace: Namespace of the nodes.
+        environment: Environment variables to set first (the large-data DDS profile).
+        simulator: The simulator process (simulate:=true), else None.
+        bridge: The bridge node (separate processes), else None.
+        recorder: The recorder node (separate processes), else None.
+        composed: Bridge and recorder in one process (composed:=true), else None.
+        lifecycle: Transition requests driving ``bridge`` and ``recorder`` (lifecycle
+            nodes); empty when the nodes start themselves.
+        rviz_config: RViz config file (rviz:=true), else None.
+        notes: Lines to log at the start.
+
+    """
+
+    namespace: str
+    environment: dict[str, str]
+    simulator: Process | None = None
+    bridge: RosNode | None = None
+    recorder: RosNode | None = None
+    composed: Process | None = None
+    lifecycle: tuple[Step, ...] = ()
+    rviz_config: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _value(values: Mapping[str, str], name: str, arguments: Sequence[Argument]) -> str:
+    default = next(a.default for a in arguments if a.name == name)
+    return str(values.get(name, default)).strip()
+
+
+def parse_flag(text: str, name: str) -> bool:
+    """Read a boolean launch argument the way launch's ``IfCondition`` does.
+
+    Args:
+        text: The value: true, false, 1 or 0, in any case.
+        name: Argument name, for the error message.
+
+    Returns:
+        The boolean.
+
+    Raises:
+        ConfigError: Any other value.
+
+    """
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    msg = f'launch argument {name} must be true or false, not {text!r}'
+    raise ConfigError(msg)
+
+
+def _int(text: str, name: str, low: int, high: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bound = f'{low}..{high}' if high is not None else f'>= {low}'
+        msg = f'launch argument {name} must be an integer {bound}, not {text!r}'
+        raise ConfigError(msg)
+    return value
+
+
+def _positive_float(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        msg = f'launch argument {name} must be a positive number, not {text!r}'
+        raise ConfigError(msg)
+    return value
+
+
+def _file(text: str, name: str) -> str:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        msg = f'launch argument {name}: no such file {text!r}'
+        raise ConfigError(msg)
+    return str(path.resolve())
+
+
+def _namespace(text: str) -> str:
+    namespace = text.strip('/')
+    if not _NAMESPACE.match(namespace):
+        msg = f'launch argument namespace must be a ROS namespace like "sensr", not {text!r}'
+        raise ConfigError(msg)
+    return namespace
+
+
+@dataclass(frozen=True)
+class _Common:
+    namespace: str
+    params_file: str | None
+    bridge: dict[str, Any]
+    simulator: Process | None
+    notes: tuple[str, ...]
+
+
+def _common(values: Mapping[str, str], arguments: Sequence[Argument],
+            python: str) -> _Common:
+    """Read the arguments both launch files have; the bridge's parameter overrides."""
+    def get(name: str) -> str:
+        return _value(values, name, arguments)
+
+    namespace = _namespace(get('namespace'))
+    params_file = _file(get('params_file'), 'params_file') if get('params_file') else None
+    bridge: dict[str, Any] = {}
+    ports = {}
+    for name in ('output_port', 'point_port'):
+        if get(name):
+            ports[name] = bridge[name] = _int(get(name), name, 0, 65535)
+    notes = []
+    simulator = None
+    if parse_flag(get('simulate'), 'simulate'):
+        if get('host') and get('host') != '127.0.0.1':
+            notes.append(f'simulate:=true: host {get("host")} ignored, the simulator '
+                         'listens on 127.0.0.1')
+        bridge['host'] = '127.0.0.1'
+        # The simulator and the bridge must agree on the ports: both get them explicitly.
+        output_port = bridge['output_port'] = ports.get('output_port', protocol.OUTPUT_PORT)
+        point_port = bridge['point_port'] = ports.get('point_port', protocol.POINT_PORT)
+        if not output_port and not point_port:
+            msg = 'simulate:=true needs output_port or point_port to be non-zero'
+            raise ConfigError(msg)
+        cmd = [python, '-m', 'sensr_bridge.simulator',
+               '--points', str(_int(get('sim_points'), 'sim_points', 0)),
+               '--rate', repr(_positive_float(get('sim_rate'), 'sim_rate'))]
+        cmd += ['--output-port', str(output_port)] if output_port else ['--no-output']
+        cmd += ['--point-port', str(point_port)] if point_port else ['--no-points']
+        simulator = Process('sensr_simulator', tuple(cmd), SIMULATOR_SIGTERM_TIMEOUT_S)
+    elif get('host'):
+        bridge['host'] = get('host')
+    return _Common(namespace, params_file, bridge, simulator, tuple(notes))
+
+
+def _recorder_overrides(values: Mapping[str, str], namespace: str) -> dict[str, Any]:
+    def get(name: str) -> str:
+        return _value(values, name, RECORD_ARGUMENTS)
+
+    recorder: dict[str, Any] = {}
+    if get('output_dir'):
+        recorder['output_dir'] = get('output_dir')
+    if get('storage'):
+        if get('storage') not in ('sqlite3', 'mcap'):
+            msg = f"launch argument storage must be 'sqlite3' or 'mcap', not {get('storage')!r}"
+            raise ConfigError(msg)
+        recorder['storage'] = get('storage')
+    if get('storage_preset'):
+        recorder['storage_preset'] = get('storage_preset')
+    if get('storage_config_file'):
+        recorder['storage_config_file'] = _file(get('storage_config_file'),
+                                                'storage_config_file')
+    for name in ('max_bagfile_duration', 'max_bagfile_size'):
+        if get(name):
+            recorder[name] = _int(get(name), name, 0)
+    if namespace != DEFAULT_NAMESPACE:
+        # The recorder's default topic_regex is ^/sensr/: follow the namespace.
+        recorder['topic_regex'] = f'^/{re.escape(namespace)}/'
+    return recorder
+
+
+def _parameters(params_file: str | None, overrides: dict[str, Any]) -> tuple[Any, ...]:
+    return ((params_file,) if params_file else ()) + (overrides,)
+
+
+def _rviz(values: Mapping[str, str], arguments: Sequence[Argument]) -> str | None:
+    if not parse_flag(_value(values, 'rviz', arguments), 'rviz'):
+        return None
+    return str(paths.config_dir() / RVIZ_CONFIG)
+
+
+def record_plan(values: Mapping[str, str], *, python: str = sys.executable) -> Plan:
+    """Plan ``record.launch.py``: bridge and recorder (+ simulator, RViz).
+
+    Args:
+        values: Launch argument values by name (missing ones take their default).
+        python: Interpreter of the simulator and composed processes.
+
+    Returns:
+        What to start.
+
+    Raises:
+        ConfigError: An argument has an invalid value or names a missing file.
+
+    """
+    common = _common(values, RECORD_ARGUMENTS, python)
+    recorder = _recorder_overrides(values, common.namespace)
+    environment = paths.dds_environment()
+    rviz_config = _rviz(values, RECORD_ARGUMENTS)
+    if parse_flag(_value(values, 'composed', RECORD_ARGUMENTS), 'composed'):
+        cmd = [python, '-m', 'sensr_bridge.launch_support', '--namespace', common.namespace]
+        for role, overrides in (('bridge', common.bridge), ('recorder', recorder)):
+            for name, value in {**overrides, 'autostart': True}.items():
+                cmd += [f'--{role}', f'{name}={json.dumps(value)}']
+        if common.params_file:
+            cmd += ['--ros-args', '--params-file', common.params_file]
+        composed = Process('sensr_record', tuple(cmd), RECORDER_SIGTERM_TIMEOUT_S)
+        return Plan(common.namespace, environment, simulator=common.simulator,
+                    composed=composed, rviz_config=rviz_config, notes=common.notes)
+    # The launch file drives the transitions: the nodes must not start themselves.
+    bridge = RosNode(BRIDGE_EXECUTABLE, BRIDGE_NAME,
+                     _parameters(common.params_file, {**common.bridge, 'autostart': False}),
+                     BRIDGE_SIGTERM_TIMEOUT_S)
+    recorder_node = RosNode(RECORDER_EXECUTABLE, RECORDER_NAME,
+                            _parameters(common.params_file, {**recorder, 'autostart': False}),
+                            RECORDER_SIGTERM_TIMEOUT_S)
+    return Plan(common.namespace, environment, simulator=common.simulator, bridge=bridge,
+                recorder=recorder_node, lifecycle=LIFECYCLE_STEPS, rviz_config=rviz_config,
+                notes=common.notes)
+
+
+def bridge_plan(values: Mapping[str, str], *, python: str = sys.executable) -> Plan:
+    """Plan ``bridge.launch.py``: the bridge alone (+ simulator, RViz).
+
+    The bridge is a plain node that configures and activates itself.
+
+    Args:
+        values: Launch argument values by name (missing ones take their default).
+        python: Interpreter of the simulator process.
+
+    Returns:
+        What to start.
+
+    Raises:
+        ConfigError: An argument has an invalid value or names a missing file.
+
+    """
+    common = _common(values, BRIDGE_ARGUMENTS, python)
+    bridge = RosNode(BRIDGE_EXECUTABLE, BRIDGE_NAME,
+                     _parameters(common.params_file, {**common.bridge, 'autostart': True}),
+                     BRIDGE_SIGTERM_TIMEOUT_S)
+    return Plan(common.namespace, paths.dds_environment(), simulator=common.simulator,
+                bridge=bridge, rviz_config=_rviz(values, BRIDGE_ARGUMENTS), notes=common.notes)
+
+
+def _assignment(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition('=')
+    try:
+        if not sep or not name:
+            raise ValueError(text)
+        return name, json.loads(value)
+    except ValueError as exc:
+        msg = f'expected NAME=JSON, not {text!r}'
+        raise argparse.ArgumentTypeError(msg) from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python -m sensr_bridge.launch_support',
+        description='Bridge and recorder nodes in one process (record.launch.py '
+                    'composed:=true). ROS arguments (--params-file ...) follow --ros-args.')
+    parser.add_argument('--namespace', default=DEFAULT_NAMESPACE, help='node namespace')
+    parser.add_argument('--bridge', type=_assignment, action='append', default=[],
+                        metavar='NAME=JSON', help='bridge parameter override (repeatable)')
+    parser.add_argument('--recorder', type=_assignment, action='append', default=[],
+                        metavar='NAME=JSON', help='recorder parameter override (repeatable)')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bridge and the recorder in one process until SIGINT/SIGTERM.
+
+    Overrides win over ``--ros-args`` parameters (params files), which win over the
+    nodes' defaults. Nodes start with ``autostart`` unless overridden: configure both,
+    then activate the recorder, then the bridge.
+
+    Args:
+        argv: Command line (default: ``sys.argv[1:]``).
+
+    Returns:
+        Process exit code (see :func:`sensr_bridge.runtime.run_nodes`).
+
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    split = argv.index('--ros-args') if '--ros-args' in argv else len(argv)
+    args = _parser().parse_args(argv[:split])
+    # Must be in the environment before rclpy creates the DDS participant.
+    os.environ.update(paths.dds_environment())
+
+    from rclpy.parameter import Parameter
+
+    from sensr_bridge.bridge_node import BridgeNode
+    from sensr_bridge.recorder_node import RecorderNode
+    from sensr_bridge.runtime import run_nodes
+
+    bridge = [Parameter(name, value=value) for name, value in args.bridge]
+    recorder = [Parameter(name, value=value) for name, value in args.recorder]
+    return run_nodes(
+        [('recorder', lambda: RecorderNode(RECORDER_NAME, namespace=args.namespace,
+                                           parameter_overrides=recorder)),
+         ('bridge', lambda: BridgeNode(BRIDGE_NAME, namespace=args.namespace,
+                                       parameter_overrides=bridge))],
+        ['sensr_record', *argv[split:]])
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""The benchmark: its matching logic, and short real runs so it does not rot.
+
+Figures are not asserted here (they belong to the benchmark's output); what is asserted
+is that the benchmark counts every stage, verifies bags and clouds, and reports losses.
+"""
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+import zlib
+
+import pytest
+
+from sensr_bridge.bench import TAIL, Expected, match_sends, percentiles
+from sensr_bridge.simulator import Simulator, SimulatorConfig
+
+
+@pytest.fixture(scope='module')
+def expected():
+    sim = Simulator(SimulatorConfig(output_port=None, point_port=0, points=5_000,
+                                    frames_precomputed=4))
+    return Expected.of(sim)
+
+
+def test_expected_clouds_are_distinct_and_compare_without_stamp(expected):
+    assert len(expected.tails) == 4
+    cloud = bytearray(expected.clouds[2])
+    cloud[4:12] = b'\x01' * 8  # a different header stamp is still the same cloud
+    assert expected.same(2, bytes(cloud))
+    cloud[-5] ^= 0xFF
+    assert not expected.same(2, bytes(cloud))
+
+
+def test_match_sends_pairs_by_content_and_time(expected):
+    tails = {slot: zlib.crc32(c[-TAIL:]) for slot, c in enumerate(expected.clouds)}
+    sent = {seq: 1_000 + seq * 100 for seq in range(12)}
+    # Frames 0..11 sent every 100 ns; frame 5 lost; each cloud received 30 ns after its send.
+    records = [(sent[s] + 30, sent[s] + 10, tails[s % 4]) for s in range(12) if s != 5]
+    pairs = match_sends(records, sent, expected)
+    assert [seq for seq, _ in pairs] == [s for s in range(12) if s != 5]
+    assert all(recv - sent[seq] == 30 for seq, recv in pairs)
+
+
+def test_percentiles():
+    values = [i / 1000 for i in range(1, 101)]
+    p = percentiles(values)
+    assert p['max_ms'] == pytest.approx(100.0)
+    assert 49.0 <= p['p50_ms'] <= 51.0
+    assert 98.0 <= p['p99_ms'] <= 100.0
+    assert percentiles([]) == {'p50_ms': 0.0, 'p99_ms': 0.0, 'max_ms': 0.0}
+
+
+def run_bench(tmp_path: Path, *args: str) -> dict:
+    out = tmp_path / 'bench'
+    proc = subprocess.run([sys.executable, '-m', 'sensr_bridge.bench', *args, '--points',
+                           '20000', '--quiet', '--out', str(out)], capture_output=True,
+                          text=True, timeout=240)
+    assert 'Traceback' not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    result = json.loads((out / 'result.json').read_text())
+    assert (out / 'plot.png').stat().st_size > 1000
+    return {'code': proc.returncode, 'runs': result['runs'], 'out': proc.stdout}
+
+
+def test_bridge_mode_counts_every_stage(tmp_path):
+    r = run_bench(tmp_path, 'bridge', '--rate', '20', '--duration', '3')
+    run = r['runs'][0]
+    assert r['code'] == 0, r['out']
+    assert run['lossless']
+    assert run['sent'] == run['received'] == run['published'] == run['delivered'] >= 55
+    assert run['bit_exact_checked'] >= 3
+    assert run['bit_exact_failed'] == 0
+    assert run['latency_matched'] == run['delivered']
+    assert run['exit_codes'] == {'bridge': 0, 'listener': 0}
+    assert run['tracebacks'] == 0
+
+
+@pytest.mark.parametrize('composed', [False, True], ids=['separate', 'composed'])
+def test_e2e_mode_verifies_the_bag(tmp_path, composed):
+    args = ['e2e', '--rate', '10', '--duration', '3'] + (['--composed'] if composed else [])
+    r = run_bench(tmp_path, *args)
+    run = r['runs'][0]
+    assert r['code'] == 0, r['out']
+    assert run['lossless']
+    assert run['in_bag']['/sensr/points'] == run['published']['/sensr/points'] == run['sent']
+    assert run['in_bag']['/sensr/output_raw'] == run['published']['/sensr/output_raw'] > 0
+    assert run['bit_exact_checked'] >= 1
+    assert run['bit_exact_failed'] == 0
+    assert set(run['exit_codes'].values()) == {0}
+
+
+def test_recorder_mode_reports_what_was_written(tmp_path):
+    r = run_bench(tmp_path, 'recorder', '--rate', '10', '--duration', '2')
+    run = r['runs'][0]
+    assert r['code'] == 0, r['out']
+    assert run['published'] == run['written'] == 20
+    assert run['recorder_dropped'] == {}

@@ -1,0 +1,466 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""Lifecycle transitions of the bridge and recorder nodes, in-process with their own Context.
+
+Every transition is triggered directly (as a lifecycle manager would through the
+change_state service) and checked against the state machine and against what the node
+really does: publishers and SENSR connections for the bridge, subscriptions and the bag
+on disk for the recorder. Failing configurations must end in FAILURE with a clear log
+line, leave the node unconfigured and raise nothing. Bag permissions are checked here too.
+"""
+
+import os
+from pathlib import Path
+import stat
+import subprocess
+import threading
+import time
+
+import psutil
+import pytest
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosbags.rosbag2 import Reader
+from rosbags.typesys import Stores, get_typestore
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import String
+
+from sensr_bridge.bag import base as bag
+from sensr_bridge.bridge_node import BridgeNode
+from sensr_bridge.recorder_node import RecorderNode
+from sensr_bridge.runtime import spin_until
+from sensr_bridge.simulator import Simulator, SimulatorConfig
+
+SUCCESS = TransitionCallbackReturn.SUCCESS
+FAILURE = TransitionCallbackReturn.FAILURE
+TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+
+
+def state(node):
+    return node._state_machine.current_state[1]
+
+
+def wait_until(predicate, timeout=10.0, period=0.02):
+    """Poll a condition that has no event (the ROS graph, counters) until a deadline."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(period)
+    return True
+
+
+@pytest.fixture
+def ros():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(context=context)
+    stop = threading.Event()
+    thread = threading.Thread(target=spin_until, args=(executor, stop), daemon=True)
+    thread.start()
+    yield context, executor
+    stop.set()
+    executor.wake()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    nodes = executor.get_nodes()
+    executor.shutdown(timeout_sec=2)
+    # Destroy the DDS entities now: leftover readers of /sensr/points in this process would
+    # match the bridges of later tests (same ROS domain) and distort them.
+    for node in nodes:
+        node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    context.destroy()
+
+
+class Collector:
+    """Counts the clouds arriving on /sensr/points."""
+
+    def __init__(self, context, executor):
+        self.node = rclpy.create_node('lifecycle_collector', context=context)
+        self.count = 0
+        self.cond = threading.Condition()
+        self.node.create_subscription(PointCloud2, '/sensr/points', self._got,
+                                      QoSProfile(depth=50,
+                                                 reliability=ReliabilityPolicy.RELIABLE),
+                                      raw=True)
+        executor.add_node(self.node)
+
+    def _got(self, _data):
+        with self.cond:
+            self.count += 1
+            self.cond.notify_all()
+
+    def wait(self, n, timeout=20.0):
+        with self.cond:
+            return self.cond.wait_for(lambda: self.count >= n, timeout)
+
+    def publishers(self):
+        return self.node.count_publishers('/sensr/points')
+
+
+def bridge_node(context, executor, sim, **params):
+    overrides = [Parameter('output_port', value=sim.output_port),
+                 Parameter('point_port', value=sim.point_port),
+                 Parameter('autostart', value=False), Parameter('stats_log_period', value=0.0)]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    node = BridgeNode(namespace='sensr', context=context, parameter_overrides=overrides)
+    executor.add_node(node)
+    return node
+
+
+def decode_workers_of(parent):
+    return [p for p in parent.children(recursive=True)
+            if 'multiprocessing' in ' '.join(p.cmdline()) and 'spawn_main' in ' '.join(
+                p.cmdline())]
+
+
+# --- bridge ---------------------------------------------------------------------------------
+
+
+def test_bridge_full_lifecycle(ros):
+    """configure, activate, deactivate, cleanup, configure again, activate, shutdown."""
+    context, executor = ros
+    config = SimulatorConfig(output_port=0, point_port=0, rate_hz=20.0, points=20_000)
+    with Simulator(config) as sim:
+        collector = Collector(context, executor)
+        node = bridge_node(context, executor, sim)
+        assert state(node) == 'unconfigured'
+        assert collector.publishers() == 0
+
+        # configure: publishers exist, nothing is connected yet.
+        assert node.trigger_configure() == SUCCESS
+        assert state(node) == 'inactive'
+        assert wait_until(lambda: collector.publishers() == 1)
+        assert sim.stats().ports['point'].accepted == 0
+
+        # activate: connects, clouds flow.
+        assert node.trigger_activate() == SUCCESS
+        assert state(node) == 'active'
+        assert collector.wait(5)
+
+        # deactivate: disconnects, every cloud already received is published and delivered.
+        assert node.trigger_deactivate() == SUCCESS
+        assert state(node) == 'inactive'
+        assert sim.wait_for_clients(0, timeout=5, at_most=True)
+        counts = node.counters.snapshot()
+        assert counts['points_published'] == counts['points_received'] >= 5
+        assert collector.wait(counts['points_published'])
+        frames = sim.stats().frames
+        assert sim.wait_for_stats(lambda s: s.frames >= frames + 3, timeout=5)
+        assert node.counters.get('points_received') == counts['points_received']
+        assert wait_until(lambda: collector.publishers() == 1)  # publishers stay while inactive
+
+        # cleanup: publishers released.
+        assert node.trigger_cleanup() == SUCCESS
+        assert state(node) == 'unconfigured'
+        assert wait_until(lambda: collector.publishers() == 0)
+
+        # configure again works, and clouds flow again.
+        before = collector.count
+        assert node.trigger_configure() == SUCCESS
+        assert state(node) == 'inactive'
+        assert node.trigger_activate() == SUCCESS
+        assert collector.wait(before + 3)
+
+        # shutdown from active: publishes what it has, releases everything.
+        assert node.trigger_shutdown() == SUCCESS
+        assert state(node) == 'finalized'
+        counts = node.counters.snapshot()
+        assert counts['points_published'] == counts['points_received']
+        assert collector.wait(counts['points_published'])
+        assert wait_until(lambda: collector.publishers() == 0)
+        assert sim.wait_for_clients(0, timeout=5, at_most=True)
+        alive = [t.name for t in threading.enumerate() if t.name.startswith('sensr-')]
+        assert not alive, alive
+
+
+def test_bridge_reactivate_after_deactivate(ros):
+    """inactive -> active again (without cleanup) must bring the clouds back."""
+    context, executor = ros
+    config = SimulatorConfig(output_port=0, point_port=0, rate_hz=20.0, points=20_000)
+    with Simulator(config) as sim:
+        collector = Collector(context, executor)
+        node = bridge_node(context, executor, sim)
+        assert node.trigger_configure() == SUCCESS
+        assert node.trigger_activate() == SUCCESS
+        assert collector.wait(3)
+        assert node.trigger_deactivate() == SUCCESS
+        published = node.counters.get('points_published')
+        assert node.trigger_activate() == SUCCESS
+        assert state(node) == 'active'
+        assert wait_until(lambda: node.counters.get('points_published') >= published + 3), (
+            node.counters.snapshot())
+        assert collector.wait(published + 3)
+        assert node.trigger_shutdown() == SUCCESS
+
+
+def test_bridge_cleanup_from_inactive_stops_decode_workers(ros):
+    """configure -> cleanup with decode_workers=1 must not leave the worker process behind."""
+    context, executor = ros
+    config = SimulatorConfig(output_port=0, point_port=0, rate_hz=20.0, points=20_000)
+    me = psutil.Process()
+    with Simulator(config) as sim:
+        node = bridge_node(context, executor, sim, decode_workers=1)
+        assert node.trigger_configure() == SUCCESS
+        workers = decode_workers_of(me)
+        assert len(workers) == 1, me.children(recursive=True)
+        assert node.trigger_cleanup() == SUCCESS
+        assert state(node) == 'unconfigured'
+        gone, alive = psutil.wait_procs(workers, timeout=5)
+        assert not alive, alive
+        alive_threads = [t.name for t in threading.enumerate() if t.name.startswith('sensr-')]
+        assert not alive_threads, alive_threads
+        node.trigger_shutdown()
+
+
+@pytest.mark.parametrize(('params', 'message'), [
+    ({'decode_workers': -1}, 'decode_workers must be >= 0'),
+    ({'output_port': 0, 'point_port': 0}, 'output_port and point_port are both 0'),
+    ({'cloud_mode': 'sideways'}, "cloud mode must be 'merged' or 'per_type'"),
+])
+def test_bridge_configure_failure(ros, capfd, params, message):
+    context, executor = ros
+    overrides = [Parameter('autostart', value=False)]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    node = BridgeNode(namespace='sensr', context=context, parameter_overrides=overrides)
+    executor.add_node(node)
+    assert node.trigger_configure() == FAILURE
+    assert state(node) == 'unconfigured'
+    err = capfd.readouterr().err
+    assert 'configuration rejected' in err and message in err, err
+    assert 'Traceback' not in err
+    assert '/sensr/points' not in {p.topic_name for p in node.publishers}
+    assert node.trigger_shutdown() == SUCCESS
+    assert state(node) == 'finalized'
+
+
+# --- recorder -------------------------------------------------------------------------------
+
+
+class Talker:
+    """Publishes numbered strings on /sensr/chatter."""
+
+    def __init__(self, context, executor):
+        self.node = rclpy.create_node('lifecycle_talker', context=context)
+        self.pub = self.node.create_publisher(String, '/sensr/chatter', 100)
+        self.sent = []
+        executor.add_node(self.node)
+
+    def send(self, n, recorder):
+        """Publish n messages in bursts of 5, each taken by the recorder before the next.
+
+        The recorder's subscriptions keep the last ``subscription_depth`` messages, so a
+        burst longer than that which the executor has not drained yet would lose the
+        oldest inside DDS; the test stays well within it.
+        """
+        first = received(recorder)
+        for i in range(n):
+            text = f'message {len(self.sent)}'
+            self.pub.publish(String(data=text))
+            self.sent.append(text)
+            if (i + 1) % 5 == 0 or i == n - 1:
+                assert wait_until(lambda count=first + i + 1: received(recorder) >= count)
+
+    def subscribers(self):
+        return self.pub.get_subscription_count()
+
+
+def recorder_node(context, executor, out_dir, name='bag', **params):
+    overrides = [Parameter('output_dir', value=str(out_dir)), Parameter('bag_name', value=name),
+                 Parameter('writer_backend', value='python'), Parameter('autostart', value=False),
+                 Parameter('discovery_period', value=0.1), Parameter('drain_timeout', value=0.5),
+                 Parameter('batch_max_delay', value=0.05), Parameter('stats_log_period', value=0.0)]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    node = RecorderNode(namespace='sensr', context=context, parameter_overrides=overrides)
+    executor.add_node(node)
+    return node
+
+
+def written(node, topic='/sensr/chatter'):
+    stats = node.queue_stats()
+    return stats.topics[topic].written_messages if stats and topic in stats.topics else 0
+
+
+def received(node, topic='/sensr/chatter'):
+    stats = node.queue_stats()
+    return stats.topics[topic].received_messages if stats and topic in stats.topics else 0
+
+
+def bag_strings(path):
+    with Reader(path) as reader:
+        conns = [c for c in reader.connections if c.topic == '/sensr/chatter']
+        return [TYPESTORE.deserialize_cdr(raw, c.msgtype).data
+                for c, _, raw in reader.messages(connections=conns)]
+
+
+def test_recorder_full_lifecycle(ros, tmp_path):
+    """configure, activate, deactivate (bag complete), cleanup, configure again, shutdown."""
+    context, executor = ros
+    talker = Talker(context, executor)
+    node = recorder_node(context, executor, tmp_path)
+    first = tmp_path / 'bag'
+
+    # configure: the bag exists, nothing is subscribed yet.
+    assert node.trigger_configure() == SUCCESS
+    assert state(node) == 'inactive'
+    assert node.bag_path == first
+    assert list(first.glob('*.db3'))
+    assert not (first / 'metadata.yaml').exists()
+    assert talker.subscribers() == 0
+
+    # activate: subscribes, records.
+    assert node.trigger_activate() == SUCCESS
+    assert state(node) == 'active'
+    assert wait_until(lambda: talker.subscribers() == 1)
+    talker.send(20, node)
+    assert wait_until(lambda: written(node) == 20), node.queue_stats()
+
+    # deactivate: drains, commits and closes the bag; it is complete and readable.
+    assert node.trigger_deactivate() == SUCCESS
+    assert state(node) == 'inactive'
+    assert (first / 'metadata.yaml').exists()
+    assert bag_strings(first) == talker.sent
+    assert node.final_stats.topics['/sensr/chatter'].messages == 20
+    assert wait_until(lambda: talker.subscribers() == 0)
+
+    # activate again without a new bag is refused (the bag is closed), state unchanged.
+    assert node.trigger_activate() == FAILURE
+    assert state(node) == 'inactive'
+
+    # cleanup, then configure again: the same fixed bag name now exists and is refused...
+    assert node.trigger_cleanup() == SUCCESS
+    assert state(node) == 'unconfigured'
+    assert node.trigger_configure() == FAILURE
+    assert state(node) == 'unconfigured'
+    assert bag_strings(first) == talker.sent  # untouched
+
+    # ... and works once the path is free.
+    first.rename(tmp_path / 'first')
+    assert node.trigger_configure() == SUCCESS
+    assert node.trigger_activate() == SUCCESS
+    assert wait_until(lambda: talker.subscribers() == 1)
+    talker.send(5, node)
+    assert wait_until(lambda: written(node) == 5), node.queue_stats()
+
+    # shutdown from active: the talker is still there, so the bounded drain wait applies.
+    t0 = time.monotonic()
+    assert node.trigger_shutdown() == SUCCESS
+    assert time.monotonic() - t0 < 2.0
+    assert state(node) == 'finalized'
+    assert bag_strings(first) == talker.sent[20:]
+    assert bag_strings(tmp_path / 'first') == talker.sent[:20]
+
+
+def test_recorder_shutdown_from_unconfigured_and_inactive(ros, tmp_path):
+    context, executor = ros
+    idle = recorder_node(context, executor, tmp_path, name='never')
+    assert idle.trigger_shutdown() == SUCCESS
+    assert state(idle) == 'finalized'
+    assert not (tmp_path / 'never').exists()
+
+    configured = recorder_node(context, executor, tmp_path, name='configured')
+    assert configured.trigger_configure() == SUCCESS
+    assert configured.trigger_shutdown() == SUCCESS
+    assert state(configured) == 'finalized'
+    with Reader(tmp_path / 'configured') as reader:  # an empty, valid bag
+        assert reader.message_count == 0
+
+
+def _read_only_dir(tmp_path):
+    target = tmp_path / 'ro'
+    target.mkdir()
+    done = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs', str(target)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f'cannot mount a read-only tmpfs: {done.stderr.decode().strip()}')
+    return target
+
+
+@pytest.mark.parametrize('case', ['bad_policy', 'bad_bound', 'bad_regex', 'existing_bag',
+                                  'parent_is_file', 'read_only'])
+def test_recorder_configure_failure(ros, tmp_path, capfd, case):
+    context, executor = ros
+    out_dir = tmp_path / 'out'
+    params = {}
+    if case == 'bad_policy':
+        params, message = {'drop_policy': 'sometimes'}, "drop_policy must be 'drop_oldest'"
+    elif case == 'bad_bound':
+        params, message = {'batch_max_messages': 0}, 'batch_max_bytes must be > 0'
+    elif case == 'bad_regex':
+        params, message = {'topic_regex': '(['}, 'configuration rejected'
+    elif case == 'existing_bag':
+        (out_dir / 'bag').mkdir(parents=True)
+        (out_dir / 'bag' / 'keep.txt').write_text('precious')
+        message = f'bag directory {out_dir / "bag"} already exists'
+    elif case == 'parent_is_file':
+        (tmp_path / 'file').write_text('not a directory')
+        out_dir = tmp_path / 'file' / 'out'
+        message = f'output_dir {out_dir} cannot be created: Not a directory'
+    else:
+        out_dir = _read_only_dir(tmp_path)
+        message = f'output_dir {out_dir} is not writable'
+    try:
+        node = recorder_node(context, executor, out_dir, **params)
+        assert node.trigger_configure() == FAILURE
+        assert state(node) == 'unconfigured'
+        err = capfd.readouterr().err
+        assert 'configuration rejected' in err and message in err, err
+        assert 'Traceback' not in err
+        if case == 'existing_bag':
+            assert sorted(p.name for p in (out_dir / 'bag').iterdir()) == ['keep.txt']
+        elif case != 'read_only':
+            assert not (out_dir / 'bag').exists()  # nothing left behind
+        assert node.trigger_shutdown() == SUCCESS
+        assert state(node) == 'finalized'
+    finally:
+        if case == 'read_only':
+            subprocess.run(['umount', str(out_dir)], check=False)
+
+
+# --- bag permissions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
+@pytest.mark.parametrize('umask', [0o022, 0o027, 0o000])
+def test_bag_permissions(tmp_path, storage, umask):
+    """Directory 0o755 and files 0o644, less the umask; never group/world-writable."""
+    old = os.umask(umask)
+    try:
+        path = tmp_path / 'bag'
+        writer = bag.create_writer(bag.StorageOptions(uri=path, storage_id=storage), 'python')
+        with writer:
+            writer.create_topic(bag.TopicInfo('/sensr/chatter', 'std_msgs/msg/String'))
+            writer.write_batch([('/sensr/chatter', 1, b'\x00\x01\x00\x00\x02\x00\x00\x00a\x00')])
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [path, *path.iterdir()]}
+    assert modes[path.name] == 0o755 & ~umask, {k: oct(v) for k, v in modes.items()}
+    files = {k: v for k, v in modes.items() if k != path.name}
+    assert 'metadata.yaml' in files and len(files) >= 2, files
+    for name, mode in files.items():
+        assert mode == 0o644 & ~umask, (name, oct(mode))
+    assert all(not mode & (stat.S_IWGRP | stat.S_IWOTH) for mode in modes.values())
+
+
+def test_recorder_bag_permissions(ros, tmp_path):
+    """The recorder node itself leaves 0o755/0o644 under the usual umask (0o022)."""
+    context, executor = ros
+    old = os.umask(0o022)
+    try:
+        node = recorder_node(context, executor, tmp_path / 'nested' / 'out')
+        assert node.trigger_configure() == SUCCESS
+        assert node.trigger_shutdown() == SUCCESS
+    finally:
+        os.umask(old)
+    bag_dir = tmp_path / 'nested' / 'out' / 'bag'
+    for path in [tmp_path / 'nested', tmp_path / 'nested' / 'out', bag_dir]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o755, path
+    files = list(bag_dir.iterdir())
+    assert {p.name for p in files} >= {'metadata.yaml', 'bag_0.db3'}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert Path(bag_dir / 'metadata.yaml').read_text().startswith('rosbag2_bagfile_information')
