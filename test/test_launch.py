@@ -592,7 +592,8 @@ class PipelineWatcher:
             if status.name.endswith(': pipeline'):
                 values = {kv.key: kv.value for kv in status.values}
                 with self.cond:
-                    self.published = max(self.published, int(values['points_published']))
+                    # Counters appear once they are first incremented.
+                    self.published = max(self.published, int(values.get('points_published', 0)))
                     self.cond.notify_all()
 
     def wait_published(self, n, timeout=60.0):
