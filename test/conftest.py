@@ -1,14 +1,34 @@
 # Copyright 2026 sensr_bridge developers
 # SPDX-License-Identifier: Apache-2.0
-"""Shared fixtures: DDS profile, unique ROS domain per test session."""
+"""Shared set-up: DDS profile, unique ROS domain per test session, simulator factory."""
 
 import os
 import random
 
+import pytest
+
 from sensr_bridge import paths
+from sensr_bridge.simulator import Simulator, SimulatorConfig
 
 # Large clouds need the shared-memory profile; a random domain keeps parallel runs apart.
 os.environ.update(paths.dds_environment())
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 200)))
 os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
 
+
+
+@pytest.fixture
+def make_sim(request):
+    """Start simulators with the test module's ``SMALL`` settings and overrides; stop after."""
+    defaults = getattr(request.module, 'SMALL', {})
+    sims = []
+
+    def make(**overrides):
+        sim = Simulator(SimulatorConfig(**{**defaults, **overrides}))
+        sims.append(sim)
+        sim.start()
+        return sim
+
+    yield make
+    for sim in sims:
+        sim.stop()

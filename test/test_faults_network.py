@@ -119,21 +119,6 @@ def ros():
 
 
 @pytest.fixture
-def make_sim():
-    sims = []
-
-    def make(**overrides):
-        sim = Simulator(SimulatorConfig(**{**SMALL, **overrides}))
-        sims.append(sim)
-        sim.start()
-        return sim
-
-    yield make
-    for sim in sims:
-        sim.stop()
-
-
-@pytest.fixture
 def bridge(ros):
     """Start bridge nodes (configured and active) against a simulator; shut them down after."""
     context, executor = ros

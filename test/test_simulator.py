@@ -47,21 +47,6 @@ def no_thread_leaks():
 
 
 @pytest.fixture
-def make_sim():
-    sims = []
-
-    def make(**overrides):
-        sim = Simulator(SimulatorConfig(**{**SMALL, **overrides}))
-        sims.append(sim)
-        sim.start()
-        return sim
-
-    yield make
-    for sim in sims:
-        sim.stop()
-
-
-@pytest.fixture
 def connect():
     sockets = []
 
