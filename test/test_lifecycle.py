@@ -27,6 +27,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
+from test_bridge_node import start_bridge
 
 from sensr_bridge.bag import base as bag
 from sensr_bridge.bridge_node import BridgeNode
@@ -102,16 +103,6 @@ class Collector:
         return self.node.count_publishers('/sensr/points')
 
 
-def bridge_node(context, executor, sim, **params):
-    overrides = [Parameter('output_port', value=sim.output_port),
-                 Parameter('point_port', value=sim.point_port),
-                 Parameter('autostart', value=False), Parameter('stats_log_period', value=0.0)]
-    overrides += [Parameter(k, value=v) for k, v in params.items()]
-    node = BridgeNode(namespace='sensr', context=context, parameter_overrides=overrides)
-    executor.add_node(node)
-    return node
-
-
 def decode_workers_of(parent):
     return [p for p in parent.children(recursive=True)
             if 'multiprocessing' in ' '.join(p.cmdline()) and 'spawn_main' in ' '.join(
@@ -127,7 +118,7 @@ def test_bridge_full_lifecycle(ros):
     config = SimulatorConfig(output_port=0, point_port=0, rate_hz=20.0, points=20_000)
     with Simulator(config) as sim:
         collector = Collector(context, executor)
-        node = bridge_node(context, executor, sim)
+        node = start_bridge(context, executor, sim)
         assert state(node) == 'unconfigured'
         assert collector.publishers() == 0
 
@@ -184,7 +175,7 @@ def test_bridge_reactivate_after_deactivate(ros):
     config = SimulatorConfig(output_port=0, point_port=0, rate_hz=20.0, points=20_000)
     with Simulator(config) as sim:
         collector = Collector(context, executor)
-        node = bridge_node(context, executor, sim)
+        node = start_bridge(context, executor, sim)
         assert node.trigger_configure() == SUCCESS
         assert node.trigger_activate() == SUCCESS
         assert collector.wait(3)
@@ -204,7 +195,7 @@ def test_bridge_cleanup_from_inactive_stops_decode_workers(ros):
     config = SimulatorConfig(output_port=0, point_port=0, rate_hz=20.0, points=20_000)
     me = psutil.Process()
     with Simulator(config) as sim:
-        node = bridge_node(context, executor, sim, decode_workers=1)
+        node = start_bridge(context, executor, sim, decode_workers=1)
         assert node.trigger_configure() == SUCCESS
         workers = decode_workers_of(me)
         assert len(workers) == 1, me.children(recursive=True)
