@@ -105,7 +105,7 @@ def _skip_value(buf: memoryview, pos: int, end: int, number: int, wire_type: int
 
 
 def iter_fields(buf: memoryview, pos: int, end: int, depth: int = 0,
-                group: int = 0) -> Iterator[tuple[int, int, int, int]]:
+                group: int | None = None) -> Iterator[tuple[int, int, int, int]]:
     """Iterate over the fields of one message.
 
     Args:
@@ -114,7 +114,7 @@ def iter_fields(buf: memoryview, pos: int, end: int, depth: int = 0,
         end: Offset where the message ends.
         depth: Nesting depth of the message (submessages and groups): 0 for a top-level
             message, 1 for a field of it, and so on.
-        group: Number of the enclosing group, 0 at message level (internal).
+        group: Number of the enclosing group, ``None`` at message level (internal).
 
     Yields:
         ``(field_number, wire_type, value_offset, next_offset)``. For a
@@ -129,7 +129,9 @@ def iter_fields(buf: memoryview, pos: int, end: int, depth: int = 0,
         tag, value_pos = read_varint(buf, pos, end, _MAX_HEADER_BYTES)
         number = tag >> 3
         wire_type = tag & 7
-        if number == 0 or number > 0x1FFFFFFF:
+        # upb checks field numbers only at message level: inside an unknown group it
+        # skips any tag that fits 32 bits, field 0 included, until the END_GROUP tag.
+        if (number == 0 and group is None) or number > 0x1FFFFFFF:
             msg = f'invalid field number {number}'
             raise _malformed(msg)
         if wire_type == END_GROUP:
@@ -150,7 +152,7 @@ def iter_fields(buf: memoryview, pos: int, end: int, depth: int = 0,
         after = _skip_value(buf, value_pos, end, number, wire_type, depth)
         yield number, wire_type, value_pos, after
         pos = after
-    if group:
+    if group is not None:
         msg = f'group {group} is not closed'
         raise _malformed(msg)
 

@@ -5,6 +5,7 @@
 import os
 import random
 
+from hypothesis import settings
 import pytest
 
 from sensr_bridge import paths
@@ -15,6 +16,10 @@ os.environ.update(paths.dds_environment())
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 200)))
 os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
 
+# Property tests draw the same examples on every run, so CI is reproducible;
+# SENSR_FUZZ_RANDOM=1 draws new ones (a fuzzing campaign, see test/test_fuzz.py).
+settings.register_profile('sensr', derandomize=os.environ.get('SENSR_FUZZ_RANDOM') != '1')
+settings.load_profile('sensr')
 
 
 @pytest.fixture

@@ -14,11 +14,12 @@ frames; ``ProtocolError`` / ``ConnectionClosed`` for the websocket reader), the 
 accepts exactly what protobuf accepts and finds the same content, and valid frames
 decode to the points protobuf parses.
 
-Every test runs ``SENSR_FUZZ_EXAMPLES`` examples (default 300; about 10 s in all).
-A longer campaign, e.g. 20,000 examples per test (several minutes)::
+Every test runs ``SENSR_FUZZ_EXAMPLES`` examples (default 300; about 10 s in all), the
+same ones on every run (see ``test/conftest.py``). A campaign with new random examples,
+e.g. 20,000 per test (several minutes)::
 
-    SENSR_FUZZ_EXAMPLES=20000 .venv-kilted/bin/python -m pytest -q -p no:cacheprovider \\
-        test/test_fuzz.py
+    SENSR_FUZZ_RANDOM=1 SENSR_FUZZ_EXAMPLES=20000 .venv-kilted/bin/python -m pytest -q \\
+        -p no:cacheprovider test/test_fuzz.py
 """
 
 from __future__ import annotations
