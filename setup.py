@@ -35,6 +35,7 @@ setup(
             'bag_info = sensr_bridge.bag.info:main',
             'bag_reindex = sensr_bridge.bag.reindex:main',
             'bench = sensr_bridge.bench:main',
+            'shm_clean = sensr_bridge.shm:main',
         ],
     },
 )

@@ -51,9 +51,10 @@ import time
 from typing import Any
 import zlib
 
+import numpy as np
 import psutil
 
-from sensr_bridge import cdr, decode, paths
+from sensr_bridge import cdr, decode, paths, shm
 from sensr_bridge.simulator import Simulator, SimulatorConfig
 
 SENSR_POINTS = 921_512
@@ -778,16 +779,22 @@ def _per_frame(samples: list[dict[str, Any]], name: str, counter: str) -> float:
 
 
 def _rss_summary(samples: list[dict[str, Any]], children: list[Child]) -> dict[str, Any]:
-    """Per process: RSS after warm-up and at the end, and the growth rate between."""
+    """Per process: RSS after warm-up and at the end, and its growth rate after warm-up.
+
+    The rate is the least-squares slope over every sample after warm-up (the first
+    fifth, at least two samples): a recorder's RSS swings by its queued clouds, and
+    two end points would report those swings as growth or shrinkage.
+    """
     out = {}
     for child in children:
         series = [(s['t'], s[f'{child.name}_rss_mb']) for s in samples
                   if s.get(f'{child.name}_rss_mb')]
         if len(series) < 4:
             continue
-        warm = series[min(len(series) - 2, max(2, len(series) // 5))]
-        end = series[-1]
-        growth = (end[1] - warm[1]) / max(end[0] - warm[0], 1e-9)
+        first = min(len(series) - 2, max(2, len(series) // 5))
+        warm, end = series[first], series[-1]
+        t, rss = np.array(series[first:]).T
+        growth = float(np.polyfit(t, rss, 1)[0])
         out[child.name] = {'warm_mb': warm[1], 'end_mb': end[1],
                            'peak_mb': max(v for _, v in series),
                            'growth_mb_per_s': round(growth, 4)}
@@ -925,6 +932,10 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.out or tempfile.mkdtemp(prefix=f'sensr_bench_{args.mode}_'))
     root.mkdir(parents=True, exist_ok=True)
     rates = [float(r) for r in args.ramp.split(',')] if args.ramp else [args.rate]
+    # Segments of dead participants hold RAM that page cache and queues would use.
+    removed = shm.remove_stale_segments()
+    if removed:
+        print(f'removed stale DDS shared memory: {shm.describe(removed)}', flush=True)
     runs: list[Run] = []
     for i, rate in enumerate(rates):
         run_dir = root / f'run{i}_{rate:g}hz'
@@ -939,7 +950,9 @@ def main(argv: list[str] | None = None) -> int:
             break
     result: dict[str, Any] = {'mode': args.mode, 'argv': sys.argv[1:] if argv is None else argv,
                               'machine': {'cpus': os.cpu_count(),
-                                          'python': sys.version.split()[0]},
+                                          'python': sys.version.split()[0],
+                                          'stale_shm_removed_mb': round(
+                                              sum(s.size for s in removed) / 1e6)},
                               'runs': [{**r.result, 'samples': r.samples} for r in runs]}
     lossless = [r.rate for r in runs if r.result['lossless']]
     if args.ramp:

@@ -55,6 +55,9 @@ PARAMETERS: list[tuple[str, Any, str]] = [
     ('max_queue_bytes', 1 << 30, 'Bytes of messages that may wait for the disk.'),
     ('batch_max_messages', 16, 'Most messages per write transaction.'),
     ('batch_max_bytes', 64 << 20, 'Most bytes per write transaction.'),
+    ('batch_min_bytes', 4 << 20,
+     'Queued bytes that start a write at once (a cloud does); smaller messages wait up to '
+     'batch_max_delay to share a transaction.'),
     ('batch_max_delay', 0.1, 'Longest wait, seconds, for a batch to fill.'),
     ('drop_policy', 'drop_oldest', "When the queue is full: 'drop_oldest' or 'drop_newest'."),
     ('drain_timeout', 3.0,
@@ -167,7 +170,8 @@ class RecorderNode(LifecycleNode):
             batching = BatchingWriter(
                 writer, max_queue_bytes=p['max_queue_bytes'],
                 batch_max_messages=p['batch_max_messages'],
-                batch_max_bytes=p['batch_max_bytes'], batch_max_delay_s=p['batch_max_delay'],
+                batch_max_bytes=p['batch_max_bytes'], batch_min_bytes=p['batch_min_bytes'],
+                batch_max_delay_s=p['batch_max_delay'],
                 drop_policy=p['drop_policy'], on_error=self._writer_failed,
                 stamp_of=self._stamp_of)
             writer.open()

@@ -25,7 +25,10 @@ import rclpy
 from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
+from rclpy.logging import get_logger
 from rclpy.signals import SignalHandlerOptions
+
+from sensr_bridge import shm
 
 NodeSpec = tuple[str, Callable[..., LifecycleNode]]
 """(role, factory) of a node; the factory is called with ``context=`` only."""
@@ -104,6 +107,7 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
     if threading.current_thread() is threading.main_thread():
         request.install()
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    _warn_about_stale_segments()
     nodes: list[LifecycleNode] = []
     executor = MultiThreadedExecutor()
     stop_spinning = threading.Event()
@@ -149,6 +153,14 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
                 node.destroy_node()
         rclpy.try_shutdown()
     return code
+
+
+def _warn_about_stale_segments() -> None:
+    stale = shm.stale_segments()
+    if stale:
+        get_logger('sensr_bridge').warning(
+            f'{shm.describe(stale)} of RAM in {shm.SHM_DIR} belong to DDS participants of '
+            'processes that died; `shm_clean` (or `fastdds shm clean`) frees them')
 
 
 def _log_final_counters(node: LifecycleNode) -> None:

@@ -8,7 +8,7 @@ import random
 from hypothesis import settings
 import pytest
 
-from sensr_bridge import paths
+from sensr_bridge import paths, shm
 from sensr_bridge.simulator import Simulator, SimulatorConfig
 
 # Large clouds need the shared-memory profile; a random domain keeps parallel runs apart.
@@ -20,6 +20,18 @@ os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
 # SENSR_FUZZ_RANDOM=1 draws new ones (a fuzzing campaign, see test/test_fuzz.py).
 settings.register_profile('sensr', derandomize=os.environ.get('SENSR_FUZZ_RANDOM') != '1')
 settings.load_profile('sensr')
+
+
+@pytest.fixture(scope='session', autouse=True)
+def clean_shared_memory():
+    """Remove DDS segments of dead processes before and after the run.
+
+    Tests SIGKILL participants on purpose; each leaves a 268 MB segment in /dev/shm,
+    which would fill a CI machine's RAM over many runs.
+    """
+    shm.remove_stale_segments()
+    yield
+    shm.remove_stale_segments(min_age_s=2.0)
 
 
 @pytest.fixture

@@ -102,6 +102,21 @@ def test_batches_by_time(tmp_path: Path) -> None:
     queue.close()
 
 
+def test_batch_min_bytes_writes_without_waiting(tmp_path: Path) -> None:
+    """Small messages wait for the delay (an hour here); enough queued bytes do not."""
+    writer = open_writer(tmp_path / 'bag')
+    queue = BatchingWriter(writer, batch_max_messages=100, batch_min_bytes=1000,
+                           batch_max_delay_s=3600)
+    queue.start()
+    queue.put(TOPIC.name, 1, message(1, 400))
+    queue.put(TOPIC.name, 2, message(2, 400))
+    assert not writer.entered.is_set()
+    queue.put(TOPIC.name, 3, message(3, 400))
+    assert writer.wait_batches(1)
+    assert [len(b) for b in writer.batches] == [3]
+    queue.close()
+
+
 @pytest.mark.parametrize(('policy', 'accepted', 'kept'), [
     ('drop_newest', [True, True, True, False, False], [0, 1, 2]),
     ('drop_oldest', [True] * 5, [2, 3, 4]),

@@ -380,7 +380,7 @@ def test_recorder_configure_failure(ros, tmp_path, capfd, case):
     if case == 'bad_policy':
         params, message = {'drop_policy': 'sometimes'}, "drop_policy must be 'drop_oldest'"
     elif case == 'bad_bound':
-        params, message = {'batch_max_messages': 0}, 'batch_max_bytes must be > 0'
+        params, message = {'batch_max_messages': 0}, 'batch_min_bytes must be > 0'
     elif case == 'bad_regex':
         params, message = {'topic_regex': '(['}, 'configuration rejected'
     elif case == 'existing_bag':

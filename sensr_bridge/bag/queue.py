@@ -6,8 +6,12 @@ The recorder's subscription callback only calls ``put``, which never blocks on I
 it appends the message to a queue bounded in bytes, or drops a message when the
 bound would be exceeded (the new one or the oldest ones, per policy) and counts the
 drop. A dedicated thread takes batches off the queue (up to ``batch_max_messages``
-messages or ``batch_max_bytes`` bytes, and no later than ``batch_max_delay_s`` after
-the oldest queued message arrived) and calls ``writer.write_batch``.
+messages or ``batch_max_bytes`` bytes) and calls ``writer.write_batch``. A batch is
+written as soon as ``batch_min_bytes`` are queued (one cloud is enough: its
+transaction costs little beside its bytes, and waiting would only add latency), and
+otherwise no later than ``batch_max_delay_s`` after the oldest queued message arrived,
+so small messages share transactions. While a batch is being written the next one
+fills up, so batches grow with the load.
 
 If the writer fails (``StorageFullError``, or any other error), the thread stops
 writing: the failed batch, everything queued and every later message are counted as
@@ -123,6 +127,8 @@ class BatchingWriter:
         batch_max_messages: Most messages per batch.
         batch_max_bytes: Most payload bytes per batch (a single larger message still
             forms a batch of its own).
+        batch_min_bytes: Queued bytes that make a batch due at once, without waiting
+            for ``batch_max_delay_s`` (capped at ``batch_max_bytes``).
         batch_max_delay_s: Longest time a message waits for its batch to fill.
         drop_policy: 'drop_newest' refuses the new message when the queue is full;
             'drop_oldest' drops queued messages until the new one fits.
@@ -137,13 +143,14 @@ class BatchingWriter:
 
     def __init__(self, writer: BagWriter, *, max_queue_bytes: int = 512 * 2**20,
                  batch_max_messages: int = 8, batch_max_bytes: int = 64 * 2**20,
-                 batch_max_delay_s: float = 0.1, drop_policy: DropPolicy = 'drop_oldest',
+                 batch_min_bytes: int = 4 * 2**20, batch_max_delay_s: float = 0.1,
+                 drop_policy: DropPolicy = 'drop_oldest',
                  on_error: Callable[[Exception], None] | None = None,
                  stamp_of: Callable[[str, bytes], int | None] | None = None) -> None:
-        if min(max_queue_bytes, batch_max_messages, batch_max_bytes) <= 0 or (
+        if min(max_queue_bytes, batch_max_messages, batch_max_bytes, batch_min_bytes) <= 0 or (
                 batch_max_delay_s < 0):
-            msg = ('max_queue_bytes, batch_max_messages and batch_max_bytes must be > 0 and '
-                   'batch_max_delay_s >= 0')
+            msg = ('max_queue_bytes, batch_max_messages, batch_max_bytes and batch_min_bytes '
+                   'must be > 0 and batch_max_delay_s >= 0')
             raise ConfigError(msg)
         if drop_policy not in ('drop_newest', 'drop_oldest'):
             msg = f"drop_policy must be 'drop_newest' or 'drop_oldest', not {drop_policy!r}"
@@ -152,6 +159,7 @@ class BatchingWriter:
         self._max_queue_bytes = max_queue_bytes
         self._batch_max_messages = batch_max_messages
         self._batch_max_bytes = batch_max_bytes
+        self._batch_due_bytes = min(batch_min_bytes, batch_max_bytes)
         self._batch_max_delay_s = batch_max_delay_s
         self._drop_policy = drop_policy
         self._on_error = on_error
@@ -332,7 +340,7 @@ class BatchingWriter:
                 self._cond.wait()
                 continue
             if (self._closing or len(self._queue) >= self._batch_max_messages
-                    or self._stats.queue_bytes >= self._batch_max_bytes):
+                    or self._stats.queue_bytes >= self._batch_due_bytes):
                 break
             remaining = self._queue[0].queued_at + self._batch_max_delay_s - time.monotonic()
             if remaining <= 0:
