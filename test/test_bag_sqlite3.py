@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlite3
 import subprocess
 
+from bag_helpers import rosbags_qos
 import pytest
 from rosbags.interfaces import Qos
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
@@ -16,7 +17,6 @@ import yaml
 
 from sensr_bridge import bench_storage
 from sensr_bridge.bag.base import QosDesc, StorageOptions, TopicInfo
-from sensr_bridge.bag.mcap_writer import rosbags_qos
 from sensr_bridge.bag.pragmas import (
     DEFAULT_PRESET,
     PRESETS,

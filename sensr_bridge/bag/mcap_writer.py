@@ -1,68 +1,51 @@
 # Copyright 2026 sensr_bridge developers
 # SPDX-License-Identifier: Apache-2.0
-"""A pure-Python rosbag2 mcap writer, built on ``rosbags.rosbag2.Writer``.
+"""A pure-Python rosbag2 mcap writer (:class:`~sensr_bridge.bag.mcap_file.McapFile`).
+
+The file has the layout rosbags writes (and reads back), with rosbag2's file name
+(``<bag>_0.mcap``), channel metadata (``offered_qos_profiles``, ``topic_type_hash``) and
+``rosbag2`` metadata record; metadata.yaml is written as for sqlite3 bags.
 
 Limits, stated rather than worked around:
 
-- No splitting: rosbags writes one ``.mcap`` per bag, and a bag of several files
-  would need rosbag2's own mcap plugin. ``max_bagfile_size`` or
-  ``max_bagfile_duration`` other than 0 raise ``ConfigError``; use the rosbag2_py
-  backend (``create_writer(options, backend='rosbag2_py')``) to split mcap bags.
+- No splitting: ``max_bagfile_size`` or ``max_bagfile_duration`` other than 0 raise
+  ``ConfigError``; use the rosbag2_py backend
+  (``create_writer(options, backend='rosbag2_py')``) to split mcap bags.
 - No presets or storage config: those are options of rosbag2's mcap plugin.
-- Not crash-safe: rosbags writes the mcap summary and metadata.yaml only in
-  ``close()``. A batch is handed to the file when ``write_batch`` returns, but a
-  process killed before ``close()`` leaves an mcap without summary that needs
-  ``mcap recover``. Use the sqlite3 writer when crash safety matters.
+- Not crash-safe: each batch is in the file when ``write_batch`` returns, but the
+  summary and metadata.yaml are written only in ``close()``; a process killed before
+  leaves an mcap without summary that needs ``mcap recover``. Use the sqlite3 writer
+  when crash safety matters.
 - Batches are not atomic: a batch that fails part-way (full disk) may leave its first
   messages in the file.
-- metadata.yaml says ``ros_distro: rosbags``, as rosbags always writes.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from rosbags.interfaces import (
-    Qos,
-    QosDurability,
-    QosHistory,
-    QosLiveliness,
-    QosReliability,
-    QosTime,
-)
-from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
-
 from sensr_bridge.bag.base import BagWriter, Message, TopicInfo, check_new_bag_dir
-from sensr_bridge.bag.metadata import is_storage_full, restrict_file_modes
+from sensr_bridge.bag.mcap_file import McapFile
+from sensr_bridge.bag.metadata import (
+    FileRecord,
+    TopicRecord,
+    build_metadata,
+    dump_yaml,
+    is_storage_full,
+    ros_distro,
+    serialize_qos,
+    write_metadata_file,
+)
 from sensr_bridge.bag.typedefs import type_definition
 from sensr_bridge.errors import BagError, ConfigError, StorageFullError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from rosbags.interfaces import Connection
+    from sensr_bridge.bag.base import StorageOptions
 
-    from sensr_bridge.bag.base import QosDesc, StorageOptions
-
-_INFINITE = QosTime(9223372036, 854775807)
-
-
-def rosbags_qos(qos: QosDesc) -> Qos:
-    """Convert a QoS description into a rosbags ``Qos``.
-
-    Args:
-        qos: The description.
-
-    Returns:
-        The rosbags profile, with infinite deadline/lifespan/lease and automatic
-        liveliness.
-
-    """
-    return Qos(
-        QosHistory[qos.history.upper()], qos.depth,
-        QosReliability[qos.reliability.upper()], QosDurability[qos.durability.upper()],
-        _INFINITE, _INFINITE, QosLiveliness.AUTOMATIC, _INFINITE, False,
-    )
+LIBRARY = 'sensr_bridge'
 
 
 class McapWriter(BagWriter):
@@ -89,8 +72,10 @@ class McapWriter(BagWriter):
             msg = ('mcap storage presets and config files need the rosbag2_py backend; '
                    'the python mcap writer has none')
             raise ConfigError(msg)
-        self._writer: Writer | None = None
-        self._connections: dict[str, Connection] = {}
+        self._file: McapFile | None = None
+        self._channels: dict[str, int] = {}
+        self._records: dict[str, TopicRecord] = {}
+        self._distro = ros_distro()
 
     def _fail(self, err: Exception, what: str) -> BagError:
         msg = f'{what} {self.options.path}: {err}'
@@ -99,18 +84,12 @@ class McapWriter(BagWriter):
     def _open(self) -> None:
         path = self.options.path
         check_new_bag_dir(path)
-        writer = Writer(path, version=self.options.metadata_version,
-                        storage_plugin=StoragePlugin.MCAP)
-        for key, value in self.options.custom_data.items():
-            writer.set_custom_data(key, value)
         try:
-            writer.open()
-        except (OSError, WriterError) as err:
+            path.mkdir(mode=0o755)
+            self._file = McapFile(path / f'{path.name}_0.mcap', LIBRARY)
+        except OSError as err:
             raise self._fail(err, 'cannot create bag') from err
-        # rosbags creates its files with 0o666 less the umask; bag files are 0o644.
-        restrict_file_modes(path)
-        self._writer = writer
-        self._add_file(writer.storage.path.name)
+        self._add_file(self._file.path.name)
 
     def _create_topic(self, topic: TopicInfo) -> None:
         definition = type_definition(topic.type)
@@ -118,25 +97,39 @@ class McapWriter(BagWriter):
             msg = (f'cannot record {topic.name}: type {topic.type} is unknown to the rosbags '
                    f'typestore, and mcap needs its definition')
             raise ConfigError(msg)
-        try:
-            self._connections[topic.name] = self._writer.add_connection(
-                topic.name, topic.type, msgdef=definition.text, rihs01=definition.type_hash,
-                serialization_format=topic.serialization_format,
-                offered_qos_profiles=[rosbags_qos(q) for q in topic.offered_qos])
-        except (OSError, WriterError) as err:
-            raise self._fail(err, f'cannot add topic {topic.name} to') from err
+        qos = serialize_qos(topic.offered_qos, self.options.metadata_version)
+        self._file.add_schema(topic.type, definition.encoding, definition.text)
+        self._channels[topic.name] = self._file.add_channel(
+            topic.name, topic.type, topic.serialization_format,
+            {'offered_qos_profiles': qos, 'topic_type_hash': definition.type_hash})
+        self._records[topic.name] = TopicRecord(topic.name, topic.type,
+                                                topic.serialization_format, qos,
+                                                definition.type_hash, 0)
 
     def _write_batch(self, messages: Sequence[Message]) -> None:
         try:
             for topic, stamp, data in messages:
-                self._writer.write(self._connections[topic], stamp, data)
-        except (OSError, WriterError) as err:
+                self._file.write(self._channels[topic], stamp, data)
+            self._file.flush()
+        except OSError as err:
             raise self._fail(err, 'cannot write to') from err
 
+    def _info(self) -> dict[str, object]:
+        stats = self.stats
+        file = self._file
+        count = file.message_count
+        return build_metadata(
+            version=self.options.metadata_version, storage_id='mcap',
+            topics=[replace(r, message_count=stats.topics[r.name].messages)
+                    for r in self._records.values()],
+            files=[FileRecord(file.path.name, file.start_ns if count else None,
+                              file.end_ns if count else None, count)],
+            custom_data=self.options.custom_data, distro=self._distro)
+
     def _close(self) -> None:
-        writer, self._writer = self._writer, None
+        info = self._info()
         try:
-            writer.close()
-            restrict_file_modes(self.options.path)
-        except (OSError, WriterError) as err:
+            self._file.close(dump_yaml(info))
+        except OSError as err:
             raise self._fail(err, 'cannot finish') from err
+        write_metadata_file(self.options.path, info)

@@ -243,30 +243,6 @@ def is_storage_full(exc: BaseException) -> bool:
     return False
 
 
-def process_umask() -> int:
-    """Return this process's umask without changing it (Linux; 0o022 if unknown)."""
-    try:
-        for line in Path('/proc/self/status').read_text().splitlines():
-            if line.startswith('Umask:'):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
-
-
-def restrict_file_modes(bag_dir: Path) -> None:
-    """Give the files of a bag written by another library ``FILE_MODE`` less the umask.
-
-    Args:
-        bag_dir: The bag directory.
-
-    """
-    mode = FILE_MODE & ~process_umask()
-    for path in bag_dir.iterdir():
-        if path.is_file() and path.stat().st_mode & 0o777 & ~mode:
-            path.chmod(mode)
-
-
 def write_metadata_file(bag_dir: Path, info: Mapping[str, Any]) -> Path:
     """Write ``metadata.yaml`` atomically (temporary file, fsync, rename).
 
