@@ -806,7 +806,8 @@ def _rss_summary(samples: list[dict[str, Any]], children: list[Child]) -> dict[s
 
 # The bench_storage pragma set equal to each recorder preset ('' is the default).
 BASELINE_SETS = {'': 'TRUNCATE/OFF/64K', 'crash_safe': 'TRUNCATE/OFF/64K',
-                 'resilient': 'WAL/NORMAL', 'rosbag2_default': 'MEMORY/OFF'}
+                 'durable': 'TRUNCATE/FULL/64K', 'resilient': 'WAL/NORMAL',
+                 'rosbag2_default': 'MEMORY/OFF'}
 
 
 def baselines(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:

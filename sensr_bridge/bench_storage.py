@@ -68,10 +68,12 @@ PRAGMA_SETS: dict[str, list[Pragma]] = {
     'PERSIST/OFF': [('journal_mode', 'PERSIST'), ('synchronous', 'OFF')],
     'TRUNCATE/OFF': [('journal_mode', 'TRUNCATE'), ('synchronous', 'OFF')],
     'DELETE/FULL': [('journal_mode', 'DELETE'), ('synchronous', 'FULL')],
+    'TRUNCATE/FULL': [('journal_mode', 'TRUNCATE'), ('synchronous', 'FULL')],
 }
 # 64 KiB pages: a 14.7 MB blob is 225 overflow pages (one pwrite each) instead of 3600.
 PRAGMA_SETS.update({f'{name}/64K': _PAGE_64K + PRAGMA_SETS[name]
-                    for name in ('MEMORY/OFF', 'WAL/NORMAL', 'PERSIST/OFF', 'TRUNCATE/OFF')})
+                    for name in ('MEMORY/OFF', 'WAL/NORMAL', 'PERSIST/OFF', 'TRUNCATE/OFF',
+                                 'TRUNCATE/FULL')})
 # A page cache that holds a whole batch defers all writes to COMMIT, which widens the
 # window in which a kill interrupts the commit itself (see --crash).
 PRAGMA_SETS.update({f'{name}/bigcache': PRAGMA_SETS[name] + _BIG_CACHE

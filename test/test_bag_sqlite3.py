@@ -188,18 +188,20 @@ def test_bad_config_file_and_preset(tmp_path: Path) -> None:
         Sqlite3Writer(StorageOptions(tmp_path / 'bag', storage_preset_profile='fastest'))
 
 
-@pytest.mark.parametrize(('preset', 'side_file', 'mode'), [
-    ('', '-journal', 'truncate'),
-    ('crash_safe', '-journal', 'truncate'),
-    ('resilient', '-wal', 'wal'),
-    ('rosbag2_default', None, 'memory'),
+@pytest.mark.parametrize(('preset', 'side_file', 'mode', 'synchronous'), [
+    ('', '-journal', 'truncate', 0),
+    ('crash_safe', '-journal', 'truncate', 0),
+    ('durable', '-journal', 'truncate', 2),
+    ('resilient', '-wal', 'wal', 1),
+    ('rosbag2_default', None, 'memory', 0),
 ])
 def test_presets_take_effect(tmp_path: Path, preset: str, side_file: str | None,
-                             mode: str) -> None:
+                             mode: str, synchronous: int) -> None:
     uri = tmp_path / 'bag'
     db3 = uri / 'bag_0.db3'
     with Sqlite3Writer(StorageOptions(uri, storage_preset_profile=preset)) as writer:
         assert dict(writer.pragmas)['journal_mode'].lower() == mode
+        assert writer._file.conn.execute('PRAGMA synchronous').fetchone() == (synchronous,)
         writer.create_topic(CLOUD)
         writer.write_batch([(CLOUD.name, 1, b'x' * 10_000)])
         existing = {p.name.removeprefix(db3.name) for p in uri.iterdir()} - {''}
@@ -278,7 +280,7 @@ def test_disk_full_without_room_for_metadata(small_fs: Path) -> None:
     assert read_all(uri) == written
 
 
-@pytest.mark.parametrize('preset', ['crash_safe', 'resilient'])
+@pytest.mark.parametrize('preset', ['crash_safe', 'durable', 'resilient'])
 def test_sigkill_mid_batch_keeps_every_committed_batch(tmp_path: Path, preset: str) -> None:
     # 3.2 MB clouds: the write takes long enough that most kills land inside it.
     rows = bench_storage.run_crash(tmp_path, {preset: list(PRESETS[preset])}, runs=3,

@@ -554,6 +554,7 @@ def test_sigterm_timeouts_cover_the_drains():
 # --- config files ------------------------------------------------------------------------
 
 @pytest.mark.parametrize(('name', 'preset'), [('storage_default.yaml', pragmas.DEFAULT_PRESET),
+                                              ('storage_durable.yaml', 'durable'),
                                               ('storage_resilient.yaml', 'resilient')])
 def test_storage_config_files_are_the_presets(name, preset, tmp_path):
     path = ROOT / 'config' / name

@@ -106,7 +106,7 @@ class StorageOptions:
         max_bagfile_duration: Split when a file would span more than this many seconds
             (0: never).
         storage_preset_profile: sqlite3 pragma preset: '' or 'none' (the default preset),
-            'resilient', 'rosbag2_default' or 'crash_safe' (see ``pragmas.PRESETS``).
+            'crash_safe', 'durable', 'resilient' or 'rosbag2_default' (see ``pragmas.PRESETS``).
         storage_config_uri: rosbag2 storage config YAML (``write: pragmas: [...]``) or ''.
         metadata_version: metadata.yaml version: 9 (Jazzy and newer) or 8 (readable by
             Humble).
