@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ import yaml
 
 from sensr_bridge import bench_storage
 from sensr_bridge.bag.base import QosDesc, StorageOptions, TopicInfo
+from sensr_bridge.bag.metadata import start_writeback
 from sensr_bridge.bag.pragmas import (
     DEFAULT_PRESET,
     PRESETS,
@@ -314,3 +316,12 @@ def test_bench_storage_smoke(tmp_path: Path) -> None:
         ('raw file', 'baseline'), ('mcap', 'writer'), ('TRUNCATE/OFF', 'writer'),
         ('TRUNCATE/OFF', 'plain sqlite')]
     assert all(r['mb_per_s'] > 0 and 14_700_000 < r['message_bytes'] < 14_800_000 for r in rows)
+
+
+def test_writeback_advice_ignores_files_that_cannot_take_it() -> None:
+    read, write = os.pipe()  # posix_fadvise fails on a pipe (ESPIPE)
+    try:
+        start_writeback(read)
+    finally:
+        os.close(read)
+        os.close(write)

@@ -21,6 +21,8 @@ import os
 import struct
 from typing import TYPE_CHECKING
 
+from sensr_bridge.bag.metadata import start_writeback
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
@@ -147,6 +149,7 @@ class McapFile:
                 struct.pack('<QQ', *entry) for entry in entries)
             indexes.append(_record(_OP_MESSAGE_INDEX, body))
         self._write(indexes)
+        start_writeback(self._fd)
         self._chunk_indexes.append(_record(_OP_CHUNK_INDEX, (
             struct.pack('<QQQQI', chunk.start, chunk.end, start, end - start, 10 * len(offsets))
             + b''.join(offsets) + struct.pack('<Q', self._pos - end) + _string('')

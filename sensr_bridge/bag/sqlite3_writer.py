@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,7 @@ from sensr_bridge.bag.metadata import (
     is_storage_full,
     ros_distro,
     serialize_qos,
+    start_writeback,
     write_metadata_file,
 )
 from sensr_bridge.bag.pragmas import (
@@ -115,6 +117,8 @@ class _Db3File:
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as err:
             raise storage_error(err, f'creating {path}') from err
+        # sqlite3 does not expose its descriptor; the advice applies to the file.
+        self._fd = os.open(path, os.O_RDONLY)
         try:
             apply_pragmas(self.conn, pragmas)
             self.conn.execute('BEGIN')
@@ -135,6 +139,7 @@ class _Db3File:
     def discard(self) -> None:
         """Close and delete a file that could not be set up, so no broken file is left."""
         self.conn.close()
+        os.close(self._fd)
         for suffix in ('', '-journal', '-wal', '-shm'):
             self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
 
@@ -174,6 +179,7 @@ class _Db3File:
                     self.conn.execute('ROLLBACK')
             raise storage_error(err, f'writing {self.path}; the batch was rolled back, '
                                      f'the file keeps every earlier batch') from err
+        start_writeback(self._fd)
         self.size = self._page_count() * self.page_size
         stamps = [stamp for _, stamp, _ in messages]
         self.start_ns = min(stamps) if self.start_ns is None else min(self.start_ns, *stamps)
@@ -200,6 +206,7 @@ class _Db3File:
             # The data is committed; readers that recover journals still see all of it.
             _log.warning('could not remove the journal of %s: %s', self.path, err)
         self.conn.close()
+        os.close(self._fd)
 
 
 class Sqlite3Writer(BagWriter):
