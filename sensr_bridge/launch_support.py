@@ -105,10 +105,10 @@ RECORD_ARGUMENTS: tuple[Argument, ...] = (
              'else bags)'),
     Argument('storage', '', 'bag storage (unset: params_file, else sqlite3)',
              ('', 'sqlite3', 'mcap')),
-    Argument('storage_preset', '', "sqlite3 pragma preset, e.g. 'resilient' (unset: "
+    Argument('storage_preset', '', "sqlite3 pragma preset, e.g. 'durable' (unset: "
              'params_file, else the default preset)'),
     Argument('storage_config_file', '', 'rosbag2 storage config YAML (write: pragmas: '
-             '[...]), e.g. config/storage_resilient.yaml (unset: params_file, else none)'),
+             '[...]), e.g. config/storage_durable.yaml (unset: params_file, else none)'),
     Argument('max_bagfile_duration', '', 'split the bag every N seconds; 0 = never (unset: '
              'params_file, else 0)'),
     Argument('max_bagfile_size', '', 'split the bag at N bytes per file; 0 = never (unset: '

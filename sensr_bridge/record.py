@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     add('--bag-name', default='sensr_%Y%m%d_%H%M%S', help='bag name (strftime fields)')
     add('--storage', choices=('sqlite3', 'mcap'), default='sqlite3')
     add('--writer-backend', choices=('auto', 'rosbag2_py', 'python'), default='auto')
-    add('--storage-preset', default='', help="sqlite3 pragma preset ('' = default)")
+    add('--storage-preset', default='',
+        help="sqlite3 pragma preset: '' (crash_safe), 'durable' (fsync per batch), 'resilient'")
     add('--split-duration', type=int, default=0, help='split the bag every N seconds (0: off)')
     add('--split-size', type=int, default=0, help='split the bag at N bytes per file (0: off)')
     add('--decode-workers', type=int, default=0, help='decode processes (0 = in-process)')

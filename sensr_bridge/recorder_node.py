@@ -60,7 +60,9 @@ PARAMETERS: list[tuple[str, Any, str]] = [
      'Queued bytes that start a write at once (a cloud does); smaller messages wait up to '
      'batch_max_delay to share a transaction.'),
     ('batch_max_delay', 0.1, 'Longest wait, seconds, for a batch to fill.'),
-    ('drop_policy', 'drop_oldest', "When the queue is full: 'drop_oldest' or 'drop_newest'."),
+    ('drop_policy', 'drop_oldest',
+     "When the queue is full: 'drop_oldest' (older messages at least as large as the new "
+     "one first: clouds go before events) or 'drop_newest'."),
     ('drain_timeout', 3.0,
      'Seconds allowed at shutdown for publishers to finish before the bag is closed.'),
     ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.'),

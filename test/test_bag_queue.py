@@ -102,6 +102,21 @@ def test_batches_by_time(tmp_path: Path) -> None:
     queue.close()
 
 
+def test_full_queue_drops_older_clouds_before_small_messages(tmp_path: Path) -> None:
+    writer = open_writer(tmp_path / 'bag')
+    queue = BatchingWriter(writer, max_queue_bytes=1000)
+    sizes = {1: 400, 2: 8, 3: 400, 4: 8, 5: 100}  # stamp: size; 916 bytes queued
+    for stamp, size in sizes.items():
+        assert queue.put(TOPIC.name, stamp, message(stamp, size))
+    assert queue.put(TOPIC.name, 6, message(6, 400))  # one 400-byte message must go
+    assert queue.put(TOPIC.name, 7, message(7, 600))  # none that large: the largest go
+    stats = queue.close()
+    assert queue.stats().topics[TOPIC.name].dropped == {'queue_full': 3}
+    assert stats.topics[TOPIC.name].messages == 4
+    # 1 went for 6; for 7 the largest, oldest first: 3, then 6. The small ones stay.
+    assert read_stamps(tmp_path / 'bag') == [2, 4, 5, 7]
+
+
 def test_batch_min_bytes_writes_without_waiting(tmp_path: Path) -> None:
     """Small messages wait for the delay (an hour here); enough queued bytes do not."""
     writer = open_writer(tmp_path / 'bag')

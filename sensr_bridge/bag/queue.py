@@ -131,7 +131,9 @@ class BatchingWriter:
             for ``batch_max_delay_s`` (capped at ``batch_max_bytes``).
         batch_max_delay_s: Longest time a message waits for its batch to fill.
         drop_policy: 'drop_newest' refuses the new message when the queue is full;
-            'drop_oldest' drops queued messages until the new one fits.
+            'drop_oldest' drops queued messages until the new one fits: the oldest one
+            at least as large as the new message, else the largest (clouds go before
+            small messages).
         on_error: Called once, on the writer thread, with the error that stopped writing.
         stamp_of: Returns the header stamp (ns) of a message on a topic, or None; feeds
             ``stamp_latency``, the end-to-end latency of stamped messages.
@@ -227,7 +229,7 @@ class BatchingWriter:
                 self._count_drop(topic, size, reason)
                 return False
             while self._stats.queue_bytes + size > self._max_queue_bytes:
-                old = self._queue.popleft()
+                old = self._evict(size)
                 self._stats.queue_bytes -= len(old.data)
                 self._count_drop(old.topic, len(old.data), 'queue_full')
             self._queue.append(_Item(topic, t_ns, data, time.monotonic()))
@@ -236,6 +238,23 @@ class BatchingWriter:
                                                self._stats.queue_bytes)
             self._cond.notify_all()
             return True
+
+    def _evict(self, size: int) -> _Item:
+        """Remove the oldest queued message at least ``size`` bytes long, else the largest.
+
+        A cloud arriving to a full queue then costs an older cloud, never the events,
+        health or objects queued among them. Called with the lock held.
+        """
+        victim = 0
+        for index, item in enumerate(self._queue):
+            if len(item.data) >= size:
+                victim = index
+                break
+            if len(item.data) > len(self._queue[victim].data):
+                victim = index
+        item = self._queue[victim]
+        del self._queue[victim]
+        return item
 
     def _refusal(self, topic: str, size: int) -> str | None:
         """Why a new message must be dropped, or None. Called with the lock held."""
