@@ -79,7 +79,12 @@ def test_bridge_mode_counts_every_stage(tmp_path):
 
 @pytest.mark.parametrize('composed', [False, True], ids=['separate', 'composed'])
 def test_e2e_mode_verifies_the_bag(tmp_path, composed):
-    args = ['e2e', '--rate', '10', '--duration', '3'] + (['--composed'] if composed else [])
+    # The composed process stalls for up to 0.5 s while the recorder subscribes to the
+    # topics that appear with the first frames (seen on Jazzy, CI machine busy): 10 Hz
+    # then overran max_pending_frames. Capacity is the benchmark's business; this test
+    # checks that the bag is verified, at a rate the start-up cannot overrun.
+    rate = '5' if composed else '10'
+    args = ['e2e', '--rate', rate, '--duration', '3'] + (['--composed'] if composed else [])
     r = run_bench(tmp_path, *args)
     run = r['runs'][0]
     assert r['code'] == 0, r['out']
