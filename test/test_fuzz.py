@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 import numpy as np
 import pytest
+from test_wire import assert_same_as_protobuf
 
 from sensr_bridge import cloud, decode, protocol, wire
 from sensr_bridge.client import ConnectionClosed, FrameReader, ProtocolError
@@ -249,20 +250,7 @@ def expected_points(message, opts):
 @given(frames)
 def test_scanner_agrees_with_protobuf(data):
     ran('scanner_agrees_with_protobuf')
-    message = pb_point_result(data)
-    view, error = attempt(wire.scan_point_result, data)
-    if error is not None:
-        assert error.kind == 'malformed'
-        assert message is None, f'protobuf parses what the scanner rejects: {error}'
-        return
-    assert message is not None, 'the scanner accepts what protobuf rejects'
-    assert view.uid == message.uid
-    assert len(view.clouds) == len(message.points)
-    buf = memoryview(data)
-    for got, want in zip(view.clouds, message.points, strict=True):
-        assert (got.type, got.id) == (want.type, want.id)
-        assert bytes(buf[got.points[0]:sum(got.points)]) == want.points
-        assert bytes(buf[got.intensities[0]:sum(got.intensities)]) == want.intensities
+    assert_same_as_protobuf(data)
 
 
 @FUZZ

@@ -33,10 +33,11 @@ from sensr_bridge.bag import base as bag
 from sensr_bridge.bridge_node import BridgeNode
 from sensr_bridge.recorder_node import RecorderNode
 from sensr_bridge.runtime import spin_until
-from sensr_bridge.simulator import Simulator, SimulatorConfig
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
+# Simulator settings of the make_sim fixture (conftest).
+SMALL = {'output_port': 0, 'point_port': 0, 'rate_hz': 20.0, 'points': 20_000}
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 
 
@@ -112,100 +113,97 @@ def decode_workers_of(parent):
 # --- bridge ---------------------------------------------------------------------------------
 
 
-def test_bridge_full_lifecycle(ros):
+def test_bridge_full_lifecycle(ros, make_sim):
     """configure, activate, deactivate, cleanup, configure again, activate, shutdown."""
     context, executor = ros
-    config = SimulatorConfig(output_port=0, point_port=0, rate_hz=20.0, points=20_000)
-    with Simulator(config) as sim:
-        collector = Collector(context, executor)
-        node = start_bridge(context, executor, sim)
-        assert state(node) == 'unconfigured'
-        assert collector.publishers() == 0
+    sim = make_sim()
+    collector = Collector(context, executor)
+    node = start_bridge(context, executor, sim)
+    assert state(node) == 'unconfigured'
+    assert collector.publishers() == 0
 
-        # configure: publishers exist, nothing is connected yet.
-        assert node.trigger_configure() == SUCCESS
-        assert state(node) == 'inactive'
-        assert wait_until(lambda: collector.publishers() == 1)
-        assert sim.stats().ports['point'].accepted == 0
+    # configure: publishers exist, nothing is connected yet.
+    assert node.trigger_configure() == SUCCESS
+    assert state(node) == 'inactive'
+    assert wait_until(lambda: collector.publishers() == 1)
+    assert sim.stats().ports['point'].accepted == 0
 
-        # activate: connects, clouds flow.
-        assert node.trigger_activate() == SUCCESS
-        assert state(node) == 'active'
-        assert collector.wait(5)
+    # activate: connects, clouds flow.
+    assert node.trigger_activate() == SUCCESS
+    assert state(node) == 'active'
+    assert collector.wait(5)
 
-        # deactivate: disconnects, every cloud already received is published and delivered.
-        assert node.trigger_deactivate() == SUCCESS
-        assert state(node) == 'inactive'
-        assert sim.wait_for_clients(0, timeout=5, at_most=True)
-        counts = node.counters.snapshot()
-        assert counts['points_published'] == counts['points_received'] >= 5
-        assert collector.wait(counts['points_published'])
-        frames = sim.stats().frames
-        assert sim.wait_for_stats(lambda s: s.frames >= frames + 3, timeout=5)
-        assert node.counters.get('points_received') == counts['points_received']
-        assert wait_until(lambda: collector.publishers() == 1)  # publishers stay while inactive
+    # deactivate: disconnects, every cloud already received is published and delivered.
+    assert node.trigger_deactivate() == SUCCESS
+    assert state(node) == 'inactive'
+    assert sim.wait_for_clients(0, timeout=5, at_most=True)
+    counts = node.counters.snapshot()
+    assert counts['points_published'] == counts['points_received'] >= 5
+    assert collector.wait(counts['points_published'])
+    frames = sim.stats().frames
+    assert sim.wait_for_stats(lambda s: s.frames >= frames + 3, timeout=5)
+    assert node.counters.get('points_received') == counts['points_received']
+    assert wait_until(lambda: collector.publishers() == 1)  # publishers stay while inactive
 
-        # cleanup: publishers released.
-        assert node.trigger_cleanup() == SUCCESS
-        assert state(node) == 'unconfigured'
-        assert wait_until(lambda: collector.publishers() == 0)
+    # cleanup: publishers released.
+    assert node.trigger_cleanup() == SUCCESS
+    assert state(node) == 'unconfigured'
+    assert wait_until(lambda: collector.publishers() == 0)
 
-        # configure again works, and clouds flow again.
-        before = collector.count
-        assert node.trigger_configure() == SUCCESS
-        assert state(node) == 'inactive'
-        assert node.trigger_activate() == SUCCESS
-        assert collector.wait(before + 3)
+    # configure again works, and clouds flow again.
+    before = collector.count
+    assert node.trigger_configure() == SUCCESS
+    assert state(node) == 'inactive'
+    assert node.trigger_activate() == SUCCESS
+    assert collector.wait(before + 3)
 
-        # shutdown from active: publishes what it has, releases everything.
-        assert node.trigger_shutdown() == SUCCESS
-        assert state(node) == 'finalized'
-        counts = node.counters.snapshot()
-        assert counts['points_published'] == counts['points_received']
-        assert collector.wait(counts['points_published'])
-        assert wait_until(lambda: collector.publishers() == 0)
-        assert sim.wait_for_clients(0, timeout=5, at_most=True)
-        alive = [t.name for t in threading.enumerate() if t.name.startswith('sensr-')]
-        assert not alive, alive
+    # shutdown from active: publishes what it has, releases everything.
+    assert node.trigger_shutdown() == SUCCESS
+    assert state(node) == 'finalized'
+    counts = node.counters.snapshot()
+    assert counts['points_published'] == counts['points_received']
+    assert collector.wait(counts['points_published'])
+    assert wait_until(lambda: collector.publishers() == 0)
+    assert sim.wait_for_clients(0, timeout=5, at_most=True)
+    alive = [t.name for t in threading.enumerate() if t.name.startswith('sensr-')]
+    assert not alive, alive
 
 
-def test_bridge_reactivate_after_deactivate(ros):
+def test_bridge_reactivate_after_deactivate(ros, make_sim):
     """inactive -> active again (without cleanup) must bring the clouds back."""
     context, executor = ros
-    config = SimulatorConfig(output_port=0, point_port=0, rate_hz=20.0, points=20_000)
-    with Simulator(config) as sim:
-        collector = Collector(context, executor)
-        node = start_bridge(context, executor, sim)
-        assert node.trigger_configure() == SUCCESS
-        assert node.trigger_activate() == SUCCESS
-        assert collector.wait(3)
-        assert node.trigger_deactivate() == SUCCESS
-        published = node.counters.get('points_published')
-        assert node.trigger_activate() == SUCCESS
-        assert state(node) == 'active'
-        assert wait_until(lambda: node.counters.get('points_published') >= published + 3), (
-            node.counters.snapshot())
-        assert collector.wait(published + 3)
-        assert node.trigger_shutdown() == SUCCESS
+    sim = make_sim()
+    collector = Collector(context, executor)
+    node = start_bridge(context, executor, sim)
+    assert node.trigger_configure() == SUCCESS
+    assert node.trigger_activate() == SUCCESS
+    assert collector.wait(3)
+    assert node.trigger_deactivate() == SUCCESS
+    published = node.counters.get('points_published')
+    assert node.trigger_activate() == SUCCESS
+    assert state(node) == 'active'
+    assert wait_until(lambda: node.counters.get('points_published') >= published + 3), (
+        node.counters.snapshot())
+    assert collector.wait(published + 3)
+    assert node.trigger_shutdown() == SUCCESS
 
 
-def test_bridge_cleanup_from_inactive_stops_decode_workers(ros):
+def test_bridge_cleanup_from_inactive_stops_decode_workers(ros, make_sim):
     """configure -> cleanup with decode_workers=1 must not leave the worker process behind."""
     context, executor = ros
-    config = SimulatorConfig(output_port=0, point_port=0, rate_hz=20.0, points=20_000)
     me = psutil.Process()
-    with Simulator(config) as sim:
-        node = start_bridge(context, executor, sim, decode_workers=1)
-        assert node.trigger_configure() == SUCCESS
-        workers = decode_workers_of(me)
-        assert len(workers) == 1, me.children(recursive=True)
-        assert node.trigger_cleanup() == SUCCESS
-        assert state(node) == 'unconfigured'
-        gone, alive = psutil.wait_procs(workers, timeout=5)
-        assert not alive, alive
-        alive_threads = [t.name for t in threading.enumerate() if t.name.startswith('sensr-')]
-        assert not alive_threads, alive_threads
-        node.trigger_shutdown()
+    sim = make_sim()
+    node = start_bridge(context, executor, sim, decode_workers=1)
+    assert node.trigger_configure() == SUCCESS
+    workers = decode_workers_of(me)
+    assert len(workers) == 1, me.children(recursive=True)
+    assert node.trigger_cleanup() == SUCCESS
+    assert state(node) == 'unconfigured'
+    gone, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive, alive
+    alive_threads = [t.name for t in threading.enumerate() if t.name.startswith('sensr-')]
+    assert not alive_threads, alive_threads
+    node.trigger_shutdown()
 
 
 @pytest.mark.parametrize(('params', 'message'), [

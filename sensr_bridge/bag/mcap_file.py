@@ -143,11 +143,13 @@ class McapFile:
         end = self._pos
         offsets = []
         indexes = []
+        position = end
         for channel_id, entries in chunk.index.items():
-            offsets.append(struct.pack('<HQ', channel_id, end + sum(map(len, indexes))))
+            offsets.append(struct.pack('<HQ', channel_id, position))
             body = struct.pack('<HI', channel_id, 16 * len(entries)) + b''.join(
                 struct.pack('<QQ', *entry) for entry in entries)
             indexes.append(_record(_OP_MESSAGE_INDEX, body))
+            position += len(indexes[-1])
         self._write(indexes)
         start_writeback(self._fd)
         self._chunk_indexes.append(_record(_OP_CHUNK_INDEX, (
@@ -180,16 +182,14 @@ class McapFile:
                 '<QHIIIIQQI', self.message_count, len(self._schemas), len(self._channels), 0, 1,
                 len(self._chunk_indexes), self.start_ns, self.end_ns, len(counts)) + counts)])
             summary_offset_start = self._pos
+            # One offset per non-empty group (the last two never are).
             groups = [(_OP_SCHEMA, schema_start, channel_start),
                       (_OP_CHANNEL, channel_start, chunk_start),
-                      (_OP_CHUNK_INDEX, chunk_start, metadata_index_start)]
+                      (_OP_CHUNK_INDEX, chunk_start, metadata_index_start),
+                      (_OP_METADATA_INDEX, metadata_index_start, statistics_start),
+                      (_OP_STATISTICS, statistics_start, summary_offset_start)]
             offsets = [_record(_OP_SUMMARY_OFFSET, struct.pack('<BQQ', op, a, b - a))
                        for op, a, b in groups if a != b]
-            offsets += [_record(_OP_SUMMARY_OFFSET, struct.pack('<BQQ', op, a, b - a))
-                        for op, a, b in ((_OP_METADATA_INDEX, metadata_index_start,
-                                          statistics_start),
-                                         (_OP_STATISTICS, statistics_start,
-                                          summary_offset_start))]
             self._write([*offsets, _record(_OP_FOOTER, struct.pack(
                 '<QQI', schema_start, summary_offset_start, 0)), MAGIC])
         finally:

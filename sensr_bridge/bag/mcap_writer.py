@@ -22,7 +22,6 @@ Limits, stated rather than worked around:
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sensr_bridge.bag.base import BagWriter, Message, TopicInfo, check_new_bag_dir
@@ -35,6 +34,7 @@ from sensr_bridge.bag.metadata import (
     is_storage_full,
     ros_distro,
     serialize_qos,
+    with_counts,
     write_metadata_file,
 )
 from sensr_bridge.bag.typedefs import type_definition
@@ -115,13 +115,11 @@ class McapWriter(BagWriter):
             raise self._fail(err, 'cannot write to') from err
 
     def _info(self) -> dict[str, object]:
-        stats = self.stats
         file = self._file
         count = file.message_count
         return build_metadata(
             version=self.options.metadata_version, storage_id='mcap',
-            topics=[replace(r, message_count=stats.topics[r.name].messages)
-                    for r in self._records.values()],
+            topics=with_counts(self._records.values(), self.stats),
             files=[FileRecord(file.path.name, file.start_ns if count else None,
                               file.end_ns if count else None, count)],
             custom_data=self.options.custom_data, distro=self._distro)

@@ -12,7 +12,7 @@ both versions, which is why topics are carried here in that serialized form.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import errno
 import os
 from pathlib import Path
@@ -24,9 +24,9 @@ import yaml
 from sensr_bridge.errors import BagError, StorageFullError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
-    from sensr_bridge.bag.base import QosDesc
+    from sensr_bridge.bag.base import BagStats, QosDesc
 
 METADATA_FILE = 'metadata.yaml'
 FILE_MODE = 0o644
@@ -140,6 +140,11 @@ def qos_for_metadata(serialized: str, version: int) -> list[Any] | str:
     if version < 9:
         return serialized
     return (yaml.safe_load(serialized) or []) if serialized else []
+
+
+def with_counts(records: Iterable[TopicRecord], stats: BagStats) -> list[TopicRecord]:
+    """Return the topic records with the message counts written so far."""
+    return [replace(r, message_count=stats.topics[r.name].messages) for r in records]
 
 
 def build_metadata(*, version: int, storage_id: str, topics: Sequence[TopicRecord],

@@ -41,6 +41,7 @@ from sensr_bridge.bag.metadata import (
     ros_distro,
     serialize_qos,
     start_writeback,
+    with_counts,
     write_metadata_file,
 )
 from sensr_bridge.bag.pragmas import (
@@ -323,14 +324,9 @@ class Sqlite3Writer(BagWriter):
         return self._closed_files + ([current] if current else [])
 
     def _info(self, current: FileRecord | None = None) -> dict[str, object]:
-        counts = self.stats.topics
-        topics = [
-            TopicRecord(r.name, r.type, r.serialization_format, r.offered_qos_profiles,
-                        r.type_description_hash, counts[r.name].messages)
-            for r in self._records.values()
-        ]
         return build_metadata(version=self.options.metadata_version, storage_id='sqlite3',
-                              topics=topics, files=self._files(current),
+                              topics=with_counts(self._records.values(), self.stats),
+                              files=self._files(current),
                               custom_data=self.options.custom_data, distro=self._distro)
 
     def _metadata_text(self, current: FileRecord | None = None) -> str:
