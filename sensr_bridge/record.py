@@ -19,33 +19,84 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 from sensr_bridge import paths
 
+# Options that set a node parameter: (option, node, parameter). They default to SUPPRESS so
+# that only options given on the command line override the node: parameters from
+# ``--ros-args --params-file`` would lose to constructor overrides otherwise.
+_NODE_OPTIONS = (
+    ('host', 'bridge', 'host'),
+    ('output_port', 'bridge', 'output_port'),
+    ('point_port', 'bridge', 'point_port'),
+    ('decode_workers', 'bridge', 'decode_workers'),
+    ('output_dir', 'recorder', 'output_dir'),
+    ('bag_name', 'recorder', 'bag_name'),
+    ('storage', 'recorder', 'storage'),
+    ('writer_backend', 'recorder', 'writer_backend'),
+    ('storage_preset', 'recorder', 'storage_preset'),
+    ('split_duration', 'recorder', 'max_bagfile_duration'),
+    ('split_size', 'recorder', 'max_bagfile_size'),
+)
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog='Options marked (node) default to the node parameter; given, they override '
+               'parameters from --ros-args.')
     add = parser.add_argument
+
+    def node_option(*names: str, **kwargs: object) -> None:
+        kwargs['help'] = f"{kwargs['help']} (node)"
+        add(*names, default=argparse.SUPPRESS, **kwargs)
+
     add('--simulate', action='store_true', help='start the built-in SENSR simulator')
-    add('--host', default='127.0.0.1', help='SENSR master (ignored with --simulate)')
-    add('--output-port', type=int, default=5050, help='SENSR output port')
-    add('--point-port', type=int, default=5051, help='SENSR point-cloud port')
+    node_option('--host', help='SENSR master, default 127.0.0.1 (ignored with --simulate)')
+    node_option('--output-port', type=int, help='SENSR output port, default 5050')
+    node_option('--point-port', type=int, help='SENSR point-cloud port, default 5051')
     add('--duration', type=float, help='record this many seconds (default: until Ctrl+C)')
     add('--rate', type=float, default=10.0, help='simulator frames per second')
     add('--points', type=int, default=921_512, help='simulator points per frame')
-    add('--output-dir', default='bags', help='directory for the bag')
-    add('--bag-name', default='sensr_%Y%m%d_%H%M%S', help='bag name (strftime fields)')
-    add('--storage', choices=('sqlite3', 'mcap'), default='sqlite3')
-    add('--writer-backend', choices=('auto', 'rosbag2_py', 'python'), default='auto')
-    add('--storage-preset', default='',
-        help="sqlite3 pragma preset: '' (crash_safe), 'durable' (fsync per batch), 'resilient'")
-    add('--split-duration', type=int, default=0, help='split the bag every N seconds (0: off)')
-    add('--split-size', type=int, default=0, help='split the bag at N bytes per file (0: off)')
-    add('--decode-workers', type=int, default=0, help='decode processes (0 = in-process)')
+    node_option('--output-dir', help='directory for the bag, default bags')
+    node_option('--bag-name', help='bag name (strftime fields), default sensr_%%Y%%m%%d_%%H%%M%%S')
+    node_option('--storage', choices=('sqlite3', 'mcap'), help='default sqlite3')
+    node_option('--writer-backend', choices=('auto', 'rosbag2_py', 'python'),
+                help='default auto')
+    node_option('--storage-preset',
+                help="sqlite3 pragma preset: '' (crash_safe, the default), 'durable' (fsync "
+                     "per batch), 'resilient'")
+    node_option('--split-duration', type=int, help='split the bag every N seconds (0: off)')
+    node_option('--split-size', type=int, help='split the bag at N bytes per file (0: off)')
+    node_option('--decode-workers', type=int, help='decode processes (0 = in-process)')
     add('--stats-dir', default='',
         help='write bridge_stats.json and recorder_stats.json here at the end')
     add('--quiet', action='store_true', help='no progress lines')
     return parser
+
+
+def node_overrides(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """The parameter overrides of each node: only what the command line set.
+
+    Args:
+        args: Parsed options (``--simulate`` has already set host and ports).
+
+    Returns:
+        Parameters per node name ('bridge', 'recorder').
+
+    """
+    from rclpy.parameter import Parameter
+
+    overrides: dict[str, list[Any]] = {'bridge': [], 'recorder': []}
+    for option, node, name in _NODE_OPTIONS:
+        if hasattr(args, option):
+            overrides[node].append(Parameter(name, value=getattr(args, option)))
+    if args.stats_dir:
+        for node, params in overrides.items():
+            params.append(Parameter('stats_file',
+                                    value=str(Path(args.stats_dir) / f'{node}_stats.json')))
+    return overrides
 
 
 _SIMULATOR_CHILD = ('import sys; from sensr_bridge.record import simulator_child; '
@@ -99,35 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     # Must be in the environment before rclpy creates the DDS participant.
     os.environ.update(paths.dds_environment())
 
-    from rclpy.parameter import Parameter
-
     from sensr_bridge.bag.info import format_summary, summarize
     from sensr_bridge.bridge_node import BridgeNode
     from sensr_bridge.recorder_node import RecorderNode
     from sensr_bridge.runtime import run_nodes
 
     sim = None
-    host, out_port, pt_port = args.host, args.output_port, args.point_port
     if args.simulate:
-        sim, out_port, pt_port = _start_simulator(args)
-        host = '127.0.0.1'
-        print(f'simulator: {args.points} points at {args.rate} Hz on ports {out_port}/{pt_port}',
-              flush=True)
-    bridge_params = [Parameter('host', value=host), Parameter('output_port', value=out_port),
-                     Parameter('point_port', value=pt_port),
-                     Parameter('decode_workers', value=args.decode_workers)]
-    recorder_params = [Parameter('storage_preset', value=args.storage_preset),
-                       Parameter('max_bagfile_duration', value=args.split_duration),
-                       Parameter('max_bagfile_size', value=args.split_size)]
-    if args.stats_dir:
-        stats_dir = Path(args.stats_dir)
-        bridge_params.append(Parameter('stats_file', value=str(stats_dir / 'bridge_stats.json')))
-        recorder_params.append(Parameter('stats_file',
-                                         value=str(stats_dir / 'recorder_stats.json')))
-    recorder_params += [Parameter('output_dir', value=args.output_dir),
-                       Parameter('bag_name', value=args.bag_name),
-                       Parameter('storage', value=args.storage),
-                       Parameter('writer_backend', value=args.writer_backend)]
+        sim, args.output_port, args.point_port = _start_simulator(args)
+        args.host = '127.0.0.1'
+        print(f'simulator: {args.points} points at {args.rate} Hz on ports '
+              f'{args.output_port}/{args.point_port}', flush=True)
+    overrides = node_overrides(args)
     started = time.monotonic()
     running: list = []
 
@@ -147,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = run_nodes(
             [('recorder', lambda: RecorderNode(namespace='sensr',
-                                               parameter_overrides=recorder_params)),
-             ('bridge', lambda: BridgeNode(namespace='sensr', parameter_overrides=bridge_params))],
+                                               parameter_overrides=overrides['recorder'])),
+             ('bridge', lambda: BridgeNode(namespace='sensr',
+                                           parameter_overrides=overrides['bridge']))],
             ['record', *ros_args], duration=args.duration, on_progress=progress,
             on_started=running.extend)
     finally:
@@ -161,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"result: clouds_received={counts.get('points_received', 0)} "
               f"clouds_published={counts.get('points_published', 0)} "
               f"messages_written={final.messages if final else 0}", flush=True)
-    bags = sorted(Path(args.output_dir).glob('*/metadata.yaml'), key=lambda p: p.stat().st_mtime)
-    if code == 0 and bags:
-        print(format_summary(summarize(bags[-1].parent)), flush=True)
+    bag = running[0].bag_path if running else None
+    if code == 0 and bag is not None and (bag / 'metadata.yaml').exists():
+        print(format_summary(summarize(bag)), flush=True)
     return code
 
 

@@ -28,7 +28,7 @@ from rclpy.lifecycle import LifecycleNode
 from rclpy.logging import get_logger
 from rclpy.signals import SignalHandlerOptions
 
-from sensr_bridge import shm
+from sensr_bridge import malloc, shm
 
 NodeSpec = tuple[str, Callable[..., LifecycleNode]]
 """(role, factory) of a node; the factory is called with ``context=`` only."""
@@ -106,6 +106,7 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
     request = request or ShutdownRequest()
     if threading.current_thread() is threading.main_thread():
         request.install()
+    malloc.keep_freed_buffers()
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     _warn_about_stale_segments()
     nodes: list[LifecycleNode] = []

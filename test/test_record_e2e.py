@@ -73,3 +73,39 @@ def test_sigint_with_decode_pool_loses_nothing_and_leaves_no_worker(tmp_path):
     # run_record checks that every child (simulator, decode worker, resource tracker)
     # is gone once record has exited.
     check_run(tmp_path, signal.SIGINT, '--decode-workers', '1')
+
+
+def test_params_file_sets_what_the_command_line_leaves_alone(tmp_path):
+    # Constructor overrides beat --params-file in rclpy, so record must pass only the
+    # options given: here the file names the bag and picks mcap, the command line the
+    # directory.
+    params = tmp_path / 'params.yaml'
+    params.write_text('/**:\n  ros__parameters:\n    bag_name: from_params_file\n'
+                      '    storage: mcap\n', encoding='utf-8')
+    out_dir = tmp_path / 'bags'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'sensr_bridge.record', '--simulate', '--points', '2000',
+         '--duration', '2', '--output-dir', str(out_dir), '--writer-backend', 'python',
+         '--quiet', '--ros-args', '--params-file', str(params)],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bag = out_dir / 'from_params_file'
+    assert sorted(p.name for p in bag.iterdir()) == ['from_params_file_0.mcap', 'metadata.yaml']
+    assert counts(bag)['/sensr/points'] > 0
+    # The summary printed at the end is of this bag.
+    assert 'from_params_file' in proc.stdout and 'mcap' in proc.stdout, proc.stdout
+
+
+def test_only_given_options_override_node_parameters():
+    from sensr_bridge.record import _parser, node_overrides
+
+    def names(argv):
+        return {node: [(p.name, p.value) for p in params]
+                for node, params in node_overrides(_parser().parse_args(argv)).items()}
+
+    assert names([]) == {'bridge': [], 'recorder': []}
+    assert names(['--storage', 'mcap', '--split-duration', '30', '--host', '10.0.0.2',
+                  '--stats-dir', '/s']) == {
+        'bridge': [('host', '10.0.0.2'), ('stats_file', '/s/bridge_stats.json')],
+        'recorder': [('storage', 'mcap'), ('max_bagfile_duration', 30),
+                     ('stats_file', '/s/recorder_stats.json')]}
