@@ -14,7 +14,7 @@ import zlib
 
 import pytest
 
-from sensr_bridge.bench import TAIL, Expected, match_sends, percentiles
+from sensr_bridge.bench import ID_WINDOW, Expected, match_sends, percentiles
 from sensr_bridge.simulator import Simulator, SimulatorConfig
 
 
@@ -26,7 +26,7 @@ def expected():
 
 
 def test_expected_clouds_are_distinct_and_compare_without_stamp(expected):
-    assert len(expected.tails) == 4
+    assert len(expected.ids) == 4
     cloud = bytearray(expected.clouds[2])
     cloud[4:12] = b'\x01' * 8  # a different header stamp is still the same cloud
     assert expected.same(2, bytes(cloud))
@@ -35,10 +35,10 @@ def test_expected_clouds_are_distinct_and_compare_without_stamp(expected):
 
 
 def test_match_sends_pairs_by_content_and_time(expected):
-    tails = {slot: zlib.crc32(c[-TAIL:]) for slot, c in enumerate(expected.clouds)}
+    ids = {slot: zlib.crc32(c[ID_WINDOW]) for slot, c in enumerate(expected.clouds)}
     sent = {seq: 1_000 + seq * 100 for seq in range(12)}
     # Frames 0..11 sent every 100 ns; frame 5 lost; each cloud received 30 ns after its send.
-    records = [(sent[s] + 30, sent[s] + 10, tails[s % 4]) for s in range(12) if s != 5]
+    records = [(sent[s] + 30, sent[s] + 10, ids[s % 4]) for s in range(12) if s != 5]
     pairs = match_sends(records, sent, expected)
     assert [seq for seq, _ in pairs] == [s for s in range(12) if s != 5]
     assert all(recv - sent[seq] == 30 for seq, recv in pairs)
