@@ -93,7 +93,7 @@ def _say(**data: Any) -> None:
 
 
 def listen_main(args: argparse.Namespace) -> int:
-    """Subscribe raw to the cloud topic; log receive time, stamp and tail CRC per cloud."""
+    """Subscribe raw to the cloud topic; log receive time, stamp and ID_WINDOW CRC per cloud."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import PointCloud2
@@ -702,7 +702,7 @@ class SplitVerifier:
     """Verifies closed sqlite3 splits of a growing bag, keeping running totals.
 
     A split is closed once the next one exists (or at :meth:`finish`). Per split: message
-    counts per topic, header stamp and tail of every cloud (for latency matching), and the
+    counts per topic, header stamp and ID_WINDOW of every cloud (for latency matching), and the
     first cloud compared bit-exact with what the simulator sent.
     """
 
