@@ -21,6 +21,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Literal
 
+from sensr_bridge.bag.metadata import bag_error
 from sensr_bridge.errors import BagError, BagExistsError, ConfigError
 from sensr_bridge.stats import LatencyStats, LatencyWindow
 
@@ -422,3 +423,23 @@ def create_writer(options: StorageOptions, backend: Backend = 'auto') -> BagWrit
     from sensr_bridge.bag.sqlite3_writer import Sqlite3Writer
 
     return Sqlite3Writer(options)
+
+
+def create_bag_dir(path: Path) -> None:
+    """Create a new bag directory (mode 0o755, less the umask).
+
+    Args:
+        path: The bag directory.
+
+    Raises:
+        BagExistsError: ``path`` exists.
+        StorageFullError: The device is full.
+        BagError: The parent directory is missing or not writable, or mkdir failed.
+
+    """
+    check_new_bag_dir(path)
+    try:
+        path.mkdir(mode=0o755)
+    except OSError as err:
+        msg = f'cannot create bag directory {path}: {err}'
+        raise bag_error(msg, err) from err

@@ -24,21 +24,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sensr_bridge.bag.base import BagWriter, Message, TopicInfo, check_new_bag_dir
+from sensr_bridge.bag.base import BagWriter, Message, TopicInfo, create_bag_dir
 from sensr_bridge.bag.mcap_file import McapFile
 from sensr_bridge.bag.metadata import (
     FileRecord,
     TopicRecord,
+    bag_error,
     build_metadata,
     dump_yaml,
-    is_storage_full,
     ros_distro,
     serialize_qos,
     with_counts,
     write_metadata_file,
 )
 from sensr_bridge.bag.typedefs import type_definition
-from sensr_bridge.errors import BagError, ConfigError, StorageFullError
+from sensr_bridge.errors import BagError, ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -78,14 +78,12 @@ class McapWriter(BagWriter):
         self._distro = ros_distro()
 
     def _fail(self, err: Exception, what: str) -> BagError:
-        msg = f'{what} {self.options.path}: {err}'
-        return StorageFullError(msg) if is_storage_full(err) else BagError(msg)
+        return bag_error(f'{what} {self.options.path}: {err}', err)
 
     def _open(self) -> None:
         path = self.options.path
-        check_new_bag_dir(path)
+        create_bag_dir(path)
         try:
-            path.mkdir(mode=0o755)
             self._file = McapFile(path / f'{path.name}_0.mcap', LIBRARY)
         except OSError as err:
             raise self._fail(err, 'cannot create bag') from err

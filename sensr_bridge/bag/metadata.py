@@ -231,6 +231,20 @@ def dump_yaml(data: object) -> str:
                      allow_unicode=True)
 
 
+def bag_error(msg: str, err: BaseException) -> BagError:
+    """The error to raise for ``err``: StorageFullError when the device is full.
+
+    Args:
+        msg: The message, saying what failed.
+        err: The sqlite3 or OS error.
+
+    Returns:
+        StorageFullError or BagError with ``msg``.
+
+    """
+    return StorageFullError(msg) if is_storage_full(err) else BagError(msg)
+
+
 def is_storage_full(exc: BaseException) -> bool:
     """Tell whether ``exc`` reports a full device or quota.
 
@@ -297,7 +311,5 @@ def write_metadata_file(bag_dir: Path, info: Mapping[str, Any]) -> Path:
         tmp.unlink(missing_ok=True)
         msg = (f'could not write {path}: {err}; the storage files are still readable, '
                f'run "bag_reindex {bag_dir}" once the problem is fixed')
-        if is_storage_full(err):
-            raise StorageFullError(msg) from err
-        raise BagError(msg) from err
+        raise bag_error(msg, err) from err
     return path

@@ -31,10 +31,11 @@ import os
 import sqlite3
 from typing import TYPE_CHECKING
 
-from sensr_bridge.bag.base import BagWriter, Message, TopicInfo, check_new_bag_dir
+from sensr_bridge.bag.base import BagWriter, Message, TopicInfo, create_bag_dir
 from sensr_bridge.bag.metadata import (
     FileRecord,
     TopicRecord,
+    bag_error,
     build_metadata,
     dump_yaml,
     is_storage_full,
@@ -52,7 +53,7 @@ from sensr_bridge.bag.pragmas import (
     resolve_pragmas,
 )
 from sensr_bridge.bag.typedefs import type_definition
-from sensr_bridge.errors import BagError, ConfigError, StorageFullError
+from sensr_bridge.errors import BagError, ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -97,11 +98,8 @@ def storage_error(err: Exception, what: str) -> BagError:
         StorageFullError for a full device, else BagError.
 
     """
-    if is_storage_full(err):
-        msg = f'storage full while {what}: {err}'
-        return StorageFullError(msg)
-    msg = f'sqlite3 error while {what}: {err}'
-    return BagError(msg)
+    cause = 'storage full' if is_storage_full(err) else 'sqlite3 error'
+    return bag_error(f'{cause} while {what}: {err}', err)
 
 
 class _Db3File:
@@ -247,13 +245,7 @@ class Sqlite3Writer(BagWriter):
         self._records: dict[str, TopicRecord] = {}
 
     def _open(self) -> None:
-        path = self.options.path
-        check_new_bag_dir(path)
-        try:
-            path.mkdir(mode=0o755)
-        except OSError as err:
-            msg = f'cannot create bag directory {path}: {err}'
-            raise (StorageFullError(msg) if is_storage_full(err) else BagError(msg)) from err
+        create_bag_dir(self.options.path)
         self._open_file()
 
     def _open_file(self) -> None:
