@@ -54,7 +54,7 @@ import zlib
 import numpy as np
 import psutil
 
-from sensr_bridge import cdr, decode, paths, shm
+from sensr_bridge import cdr, decode, malloc, paths, shm
 from sensr_bridge.simulator import Simulator, SimulatorConfig
 
 SENSR_POINTS = 921_512
@@ -960,6 +960,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit code 0 when the last run (or one ramp step) was lossless."""
+    if argv is None:
+        # As the nodes do; the subscriber and publisher processes take 18 MB messages too.
+        malloc.restart_with_tuned_malloc()
     args = _parser().parse_args(argv)
     if args.mode == '_listen':
         return listen_main(args)

@@ -29,7 +29,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String, UInt8MultiArray
 from visualization_msgs.msg import MarkerArray
 
-from sensr_bridge import cdr, cloud, decode, outputs, protocol
+from sensr_bridge import cdr, cloud, decode, malloc, outputs, protocol
 from sensr_bridge.client import ClientOptions, SensrClient
 from sensr_bridge.errors import ConfigError, DecodeError
 from sensr_bridge.stats import Counters, LatencyWindow, write_json
@@ -532,6 +532,9 @@ def _readable(path: str) -> bool:
 def main(args: list[str] | None = None) -> int:
     """Run the bridge node until SIGINT/SIGTERM (``ros2 run sensr_bridge bridge_node``)."""
     from sensr_bridge.runtime import run_nodes
+
+    if args is None:
+        malloc.restart_with_tuned_malloc()
 
     return run_nodes([('bridge', BridgeNode)], args)
 

@@ -37,7 +37,7 @@ import re
 import sys
 from typing import Any
 
-from sensr_bridge import paths, protocol
+from sensr_bridge import malloc, paths, protocol
 from sensr_bridge.errors import ConfigError
 
 PACKAGE = 'sensr_bridge'
@@ -472,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         Process exit code (see :func:`sensr_bridge.runtime.run_nodes`).
 
     """
+    if argv is None:
+        malloc.restart_with_tuned_malloc()
     argv = sys.argv[1:] if argv is None else list(argv)
     split = argv.index('--ros-args') if '--ros-args' in argv else len(argv)
     args = _parser().parse_args(argv[:split])

@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from sensr_bridge import paths
+from sensr_bridge import malloc, paths
 
 # Options that set a node parameter: (option, node, parameter). They default to SUPPRESS so
 # that only options given on the command line override the node: parameters from
@@ -144,7 +144,9 @@ def _start_simulator(args: argparse.Namespace) -> tuple[subprocess.Popen[str], i
 
 def main(argv: list[str] | None = None) -> int:
     """Run simulator (optional), bridge and recorder; print the bag summary."""
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:
+        malloc.restart_with_tuned_malloc()
+        argv = sys.argv[1:]
     ros_args = argv[argv.index('--ros-args'):] if '--ros-args' in argv else []
     args = _parser().parse_args(argv[:len(argv) - len(ros_args)] if ros_args else argv)
     # Must be in the environment before rclpy creates the DDS participant.

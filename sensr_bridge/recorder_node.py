@@ -27,7 +27,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from sensr_bridge import cdr
+from sensr_bridge import cdr, malloc
 from sensr_bridge.bag import base as bag
 from sensr_bridge.bag.queue import BatchingWriter
 from sensr_bridge.errors import BagError, ConfigError
@@ -419,6 +419,9 @@ class RecorderNode(LifecycleNode):
 def main(args: list[str] | None = None) -> int:
     """Run the recorder until SIGINT/SIGTERM (``ros2 run sensr_bridge recorder_node``)."""
     from sensr_bridge.runtime import run_nodes
+
+    if args is None:
+        malloc.restart_with_tuned_malloc()
 
     return run_nodes([('recorder', RecorderNode)], args)
 

@@ -6,13 +6,28 @@ import os
 import subprocess
 import sys
 
-# As in the recorder: executor threads take each message into a middleware buffer and
-# copy it into a bytes object, the writer thread frees it later.
+# As in the recorder: threads started by imports (numpy, rclpy) own malloc arenas before
+# main runs; executor threads take each message into a middleware buffer and copy it into
+# a bytes object, the writer thread frees it later.
 CHILD = """
 import queue, resource, sys, threading
 from concurrent.futures import ThreadPoolExecutor
 from sensr_bridge import malloc
-if sys.argv[1] == 'tuned':
+mode = sys.argv[1]
+if mode == 'early':
+    assert malloc.keep_freed_buffers()
+ready = threading.Barrier(4)
+def import_thread():
+    bytearray(1 << 16)
+    ready.wait()
+    threading.Event().wait()
+for _ in range(3):
+    threading.Thread(target=import_thread, daemon=True).start()
+ready.wait()
+if mode == 'restart':
+    print('started', flush=True)
+    malloc.restart_with_tuned_malloc()
+elif mode == 'late':
     assert malloc.keep_freed_buffers()
 source = bytearray(18_432_000)
 pending = queue.Queue(maxsize=8)
@@ -31,28 +46,39 @@ def faults(count):
     pending.join()
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 faults(40)  # warm-up: the buffers in flight are faulted in once in either mode
-print(faults(400))
+print(faults(400), os.environ.get('MALLOC_ARENA_MAX'))
 pending.put(None)
 writer.join()
-"""
+""".replace('import queue,', 'import os, queue,')
+
+# An 18 MB buffer is 4,500 pages; 800 fresh ones would be 3.6 M faults. Reused buffers
+# fault only when more are in flight than at warm-up, never more than the 13 the queue
+# and two takers can hold. Measured on 2 cores: tuned 55 to 27k; untuned 72k to 380k
+# (glibc's adaptive thresholds make it vary run to run, so it is printed, not asserted).
+REUSED = 13 * 4_500
 
 
-def faults(mode: str) -> int:
+def run(mode: str) -> list[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith('MALLOC_')}
     out = subprocess.run([sys.executable, '-c', CHILD, mode], capture_output=True, text=True,
                          check=True, env=env)
-    return int(out.stdout)
+    return out.stdout.split()
 
 
-def test_tuned_malloc_reuses_message_buffers():
-    tuned = faults('tuned')
-    print(f'page faults for 400 x 2 x 18 MB after warm-up: tuned {tuned}, '
-          f'default {faults("default")}')
-    # An 18 MB buffer is 4,500 pages; 800 fresh ones would be 3.6 M faults. Reused buffers
-    # fault only when more are in flight than at warm-up, never more than the 13 the queue
-    # and two takers can hold. Measured on 2 cores: tuned 55 to 27k; default 72k to 380k
-    # (glibc's adaptive thresholds make it vary run to run, so it is printed, not asserted).
-    assert tuned < 13 * 4_500
+def test_restart_gives_every_thread_the_tuned_arena():
+    *started, faults, arena_max = run('restart')
+    late = int(run('late')[0])
+    print(f'page faults for 400 x 2 x 18 MB after warm-up: restarted {faults}, '
+          f'mallopt after threads started {late}, default {run("default")[0]}')
+    assert started == ['started', 'started']
+    assert arena_max == '1'
+    assert int(faults) < REUSED
+
+
+def test_keep_freed_buffers_before_threads_start():
+    faults = int(run('early')[0])
+    print(f'page faults for 400 x 2 x 18 MB after warm-up: mallopt first {faults}')
+    assert faults < REUSED
 
 
 def test_user_malloc_settings_are_kept(monkeypatch):
@@ -60,3 +86,5 @@ def test_user_malloc_settings_are_kept(monkeypatch):
 
     monkeypatch.setenv('MALLOC_ARENA_MAX', '4')
     assert not malloc.keep_freed_buffers()
+    malloc.restart_with_tuned_malloc()  # returns: the user's setting stands
+    assert os.environ['MALLOC_ARENA_MAX'] == '4'

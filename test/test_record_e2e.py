@@ -14,7 +14,7 @@ import psutil
 from rosbags.rosbag2 import Reader
 
 
-def run_record(tmp_path: Path, sig: int, *extra: str) -> tuple[int, str, float]:
+def run_record(tmp_path: Path, sig: int, *extra: str) -> tuple[int, str, float, dict[str, str]]:
     cmd = [sys.executable, '-m', 'sensr_bridge.record', '--simulate', '--output-dir',
            str(tmp_path), '--writer-backend', 'python', '--rate', '10', *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -26,6 +26,7 @@ def run_record(tmp_path: Path, sig: int, *extra: str) -> tuple[int, str, float]:
         if 'clouds received' in line and int(line.split('published')[1].split()[0]) >= 20:
             break
     children = psutil.Process(proc.pid).children(recursive=True)
+    environment = psutil.Process(proc.pid).environ()
     t0 = time.monotonic()
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=30)
@@ -35,7 +36,7 @@ def run_record(tmp_path: Path, sig: int, *extra: str) -> tuple[int, str, float]:
     # are reaped by init) are waited for; none may remain.
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, [(p, p.cmdline()) for p in alive]
-    return proc.returncode, ''.join(lines), elapsed
+    return proc.returncode, ''.join(lines), elapsed, environment
 
 
 def counts(bag: Path) -> dict[str, int]:
@@ -44,9 +45,12 @@ def counts(bag: Path) -> dict[str, int]:
 
 
 def check_run(tmp_path, sig, *extra):
-    code, out, elapsed = run_record(tmp_path, sig, *extra)
+    code, out, elapsed, environment = run_record(tmp_path, sig, *extra)
     print(f'{signal.Signals(sig).name} {" ".join(extra)}: exit after {elapsed:.2f} s')
     assert code == 0, out
+    if not any(name.startswith('MALLOC_') for name in os.environ):
+        # record restarted itself so that every thread shares the tuned malloc arena.
+        assert environment.get('MALLOC_ARENA_MAX') == '1'
     assert 'Traceback' not in out and 'Exception ignored' not in out, out
     # Typically 0.6-1.0 s; the recorder must commit everything still queued, so a disk
     # shared with other writers stretches it.
