@@ -76,6 +76,9 @@ PARAMETERS: list[tuple[str, Any, str]] = [
 # end-to-end latency (stamp -> committed to disk).
 _HEADER_TYPES = frozenset({'sensor_msgs/msg/PointCloud2'})
 
+MEMORY_RELEASE_PERIOD = 10.0
+"""Seconds between ``malloc.release_free_memory`` calls while recording."""
+
 _RELIABILITY = {ReliabilityPolicy.RELIABLE: 'reliable',
                 ReliabilityPolicy.BEST_EFFORT: 'best_effort'}
 _DURABILITY = {DurabilityPolicy.TRANSIENT_LOCAL: 'transient_local',
@@ -211,6 +214,10 @@ class RecorderNode(LifecycleNode):
         if self._p['stats_log_period'] > 0:
             self._rec_timers.append(self.create_timer(self._p['stats_log_period'],
                                                       self._log_stats, callback_group=group))
+        # Buffers of a backlog go back to the kernel within this period after it drains.
+        self._rec_timers.append(self.create_timer(MEMORY_RELEASE_PERIOD,
+                                                  malloc.release_free_memory,
+                                                  callback_group=group))
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:

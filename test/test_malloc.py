@@ -88,3 +88,30 @@ def test_user_malloc_settings_are_kept(monkeypatch):
     assert not malloc.keep_freed_buffers()
     malloc.restart_with_tuned_malloc()  # returns: the user's setting stands
     assert os.environ['MALLOC_ARENA_MAX'] == '4'
+
+
+BACKLOG = """
+from sensr_bridge import malloc
+def rss_mb():
+    return int(open('/proc/self/statm').read().split()[1]) * 4096 >> 20
+backlog = [bytearray(18_432_000) for _ in range(15)]
+in_use = bytearray(18_432_000)  # above the backlog: the heap top cannot be trimmed
+del backlog
+before = rss_mb()
+print(malloc.release_free_memory(1 << 40), rss_mb(), malloc.release_free_memory() >> 20,
+      before, rss_mb())
+"""
+
+
+def test_release_free_memory_returns_a_drained_backlog():
+    from sensr_bridge import malloc
+
+    env = {**os.environ, **malloc.ENVIRONMENT}
+    out = subprocess.run([sys.executable, '-c', BACKLOG], capture_output=True, text=True,
+                         check=True, env=env)
+    kept, rss_kept, released_mb, before, after = (int(v) for v in out.stdout.split())
+    print(f'15 freed 18 MB buffers: RSS {before} MB, {after} MB after release')
+    assert kept == 0  # below the threshold nothing is released
+    assert rss_kept == before
+    assert released_mb >= 15 * 17
+    assert after < before - 15 * 17
