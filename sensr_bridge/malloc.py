@@ -9,8 +9,8 @@ that allocates under contention gets its own arena, made of heaps of at most 64 
 are unmapped once empty. With 18 MB messages taken on executor threads and freed on the
 writer thread, buffers kept landing on fresh, zeroed pages: the recorder took 5,900 page
 faults per cloud and spent a fifth of its CPU on them (measured at 15 Hz). One arena and
-fixed thresholds keep the buffers mapped and reused; free memory above
-``TRIM_THRESHOLD`` still goes back, so a burst does not pin its peak.
+fixed thresholds keep the buffers mapped and reused; ``release_free_memory`` gives back
+what a burst left free, so a burst does not pin its peak.
 
 The settings only hold for threads that allocate after they are made: a thread that
 already owns an arena keeps it, and later threads share those arenas. Importing numpy
@@ -18,8 +18,8 @@ and rclpy starts three threads, so ``mallopt`` in ``main`` came too late: the re
 executor threads still built and unmapped 64 MB heaps for every few clouds (measured
 with strace). Node programs therefore restart themselves once with the ``MALLOC_*``
 variables (``restart_with_tuned_malloc``), which glibc reads before any thread exists:
-at 11.4 Hz the recorder's CPU per cloud went from 53 to 34 ms and stamp -> commit p99
-from 250-640 ms to 62 ms.
+at 11.4 Hz the recorder's CPU per cloud went from 53 to 35 ms and the soak's stamp ->
+commit p99 from 240-554 ms to 118 ms.
 """
 
 from __future__ import annotations
