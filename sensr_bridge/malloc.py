@@ -25,9 +25,11 @@ commit p99 from 240-554 ms to 118 ms.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import sys
+from typing import Any
 
 # mallopt parameter numbers (glibc malloc.h).
 M_TRIM_THRESHOLD = -1
@@ -43,6 +45,29 @@ ENVIRONMENT = {'MALLOC_ARENA_MAX': '1', 'MALLOC_MMAP_THRESHOLD_': str(MMAP_THRES
 
 def _user_tuned() -> bool:
     return any(name in os.environ for name in ENVIRONMENT)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        'arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks',
+        'fordblks', 'keepcost')]
+
+
+# name: (restype, argtypes) of the glibc functions used here.
+_SIGNATURES = {'mallopt': (ctypes.c_int, (ctypes.c_int, ctypes.c_int)),
+               'mallinfo2': (_MallInfo2, ()),
+               'malloc_trim': (ctypes.c_int, (ctypes.c_size_t,))}
+
+
+@functools.cache
+def _libc(name: str) -> Any:
+    """A glibc malloc function with its signature, or None where the C library lacks it."""
+    try:
+        function = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    function.restype, function.argtypes = _SIGNATURES[name]
+    return function
 
 
 def restart_with_tuned_malloc() -> None:
@@ -74,23 +99,13 @@ def keep_freed_buffers() -> bool:
         are to be kept).
 
     """
-    if _user_tuned():
+    mallopt = _libc('mallopt')
+    if _user_tuned() or mallopt is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     settings = ((M_ARENA_MAX, 1), (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
                 (M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     applied = [mallopt(param, value) for param, value in settings]  # each, even after a 0
     return all(applied)
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        'arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks',
-        'fordblks', 'keepcost')]
 
 
 def release_free_memory(above: int = RELEASE_ABOVE) -> int:
@@ -110,15 +125,11 @@ def release_free_memory(above: int = RELEASE_ABOVE) -> int:
         The free bytes found when memory was released, else 0 (also without glibc 2.33+).
 
     """
-    try:
-        libc = ctypes.CDLL(None)
-        mallinfo2, malloc_trim = libc.mallinfo2, libc.malloc_trim
-    except (OSError, AttributeError):
+    mallinfo2, malloc_trim = _libc('mallinfo2'), _libc('malloc_trim')
+    if mallinfo2 is None or malloc_trim is None:
         return 0
-    mallinfo2.restype = _MallInfo2
     free = mallinfo2().fordblks
     if free <= above:
         return 0
-    malloc_trim.argtypes = (ctypes.c_size_t,)
     malloc_trim(0)
     return free

@@ -10,7 +10,7 @@ import sys
 # main runs; executor threads take each message into a middleware buffer and copy it into
 # a bytes object, the writer thread frees it later.
 CHILD = """
-import queue, resource, sys, threading
+import os, queue, resource, sys, threading
 from concurrent.futures import ThreadPoolExecutor
 from sensr_bridge import malloc
 mode = sys.argv[1]
@@ -49,7 +49,7 @@ faults(40)  # warm-up: the buffers in flight are faulted in once in either mode
 print(faults(400), os.environ.get('MALLOC_ARENA_MAX'))
 pending.put(None)
 writer.join()
-""".replace('import queue,', 'import os, queue,')
+"""
 
 # An 18 MB buffer is 4,500 pages; 800 fresh ones would be 3.6 M faults. Reused buffers
 # fault only when more are in flight than at warm-up, never more than the 13 the queue
