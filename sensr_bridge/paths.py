@@ -4,12 +4,20 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from pathlib import Path
 
 DDS_PROFILE = 'fastdds_large_data.xml'
 DDS_PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
 """Humble and Jazzy (Fast DDS 2.x) read the first, Kilted (Fast DDS 3.x) the second."""
+
+FAST_DDS_2_DISTROS = frozenset({'humble', 'iron', 'jazzy'})
+"""Distros on Fast DDS 2.x; Fast DDS 3 warns that FASTRTPS_DEFAULT_PROFILES_FILE is deprecated."""
+
+# rclpy's major version per distro, for a venv of PyPI wheels where ROS_DISTRO is unset.
+_RCLPY_MAJOR_DISTRO = {3: 'humble', 4: 'iron', 5: 'iron', 6: 'iron', 7: 'jazzy', 8: 'kilted',
+                       9: 'kilted'}
 
 
 def config_dir() -> Path:
@@ -31,10 +39,32 @@ def config_dir() -> Path:
         raise FileNotFoundError(msg) from exc
 
 
-def dds_environment() -> dict[str, str]:
-    """Return the environment variables that apply the large-data DDS profile.
+def ros_distro() -> str:
+    """Return the ROS 2 distro in use: ``ROS_DISTRO``, else the distro of rclpy's version.
 
-    Variables the user already set are kept.
+    Returns:
+        'humble', 'jazzy', 'kilted', ... ('rolling' past the known versions, '' when
+        neither is known).
+
     """
-    profile = str(config_dir() / DDS_PROFILE)
-    return {name: os.environ.get(name, profile) for name in DDS_PROFILE_VARIABLES}
+    distro = os.environ.get('ROS_DISTRO', '').strip()
+    if distro:
+        return distro
+    try:
+        major = int(importlib.metadata.version('rclpy').split('.')[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return ''
+    return _RCLPY_MAJOR_DISTRO.get(major, 'rolling' if major > 9 else '')
+
+
+def dds_environment() -> dict[str, str]:
+    """Return the environment variable that applies the large-data DDS profile.
+
+    Only the variable the distro's Fast DDS reads is set, so nothing warns at start. A
+    profile the user already gave in either variable is kept.
+    """
+    legacy, current = DDS_PROFILE_VARIABLES
+    name = legacy if ros_distro() in FAST_DDS_2_DISTROS else current
+    profile = (os.environ.get(name) or os.environ.get(current) or os.environ.get(legacy)
+               or str(config_dir() / DDS_PROFILE))
+    return {name: profile}

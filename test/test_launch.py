@@ -301,7 +301,7 @@ def test_record_launch_separate_processes(load_launch, tmp_path):
     _, actions = load_launch(RECORD_LAUNCH, params_file=str(params), output_dir='out',
                              storage='mcap', max_bagfile_duration='60')
     env = {a.kwargs['name']: a.kwargs['value'] for a in of_type(actions, SetEnvironmentVariable)}
-    assert set(env) == {'FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'}
+    assert set(env) == set(paths.dds_environment())
     assert all(Path(v).is_file() for v in env.values())
     first_process = min(i for i, a in enumerate(actions)
                         if isinstance(a, (ExecuteProcess, Node)))

@@ -69,6 +69,8 @@ class Rosbag2PyWriter(BagWriter):
             raise ConfigError(msg) from err
         self._rb: Any = rosbag2_py
         self._typed_topics = hasattr(rosbag2_py.TopicMetadata, 'id')
+        self._qos_class = getattr(rosbag2_py, 'QoS', None) or getattr(
+            getattr(rosbag2_py, '_storage', None), 'QoS', None)
         if self._typed_topics and options.metadata_version == 8:
             msg = ('rosbag2_py on this distro writes metadata version 9; use backend="python" '
                    'for version 8 bags that Humble can read')
@@ -113,9 +115,11 @@ class Rosbag2PyWriter(BagWriter):
 
     def _qos(self, qos: QosDesc) -> object:
         # The builder methods may return copies, so keep their results.
-        profile = self._rb.QoS(qos.depth)
-        profile = profile.keep_all() if qos.history == 'keep_all' else profile.keep_last(
-            qos.depth)
+        # Jazzy and newer bind the class as rosbag2_py._storage.QoS; only some versions
+        # re-export it. A KEEP_LAST depth of 0 makes rclcpp warn, so it is at least 1.
+        depth = max(qos.depth, 1)
+        profile = self._qos_class(depth)
+        profile = profile.keep_all() if qos.history == 'keep_all' else profile.keep_last(depth)
         profile = profile.reliable() if qos.reliability == 'reliable' else profile.best_effort()
         return (profile.transient_local() if qos.durability == 'transient_local'
                 else profile.durability_volatile())
