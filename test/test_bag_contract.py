@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helpers import NEEDS_ROSBAG2_PY
 import pytest
 from rosbags.rosbag2 import Reader
 import yaml
@@ -16,21 +17,16 @@ from sensr_bridge.bag.base import (
     StorageOptions,
     TopicInfo,
     create_writer,
-    rosbag2_py_available,
 )
 from sensr_bridge.bag.typedefs import type_definition, typestore
 from sensr_bridge.bench_storage import pointcloud2_cdr
 from sensr_bridge.errors import BagError, BagExistsError, ConfigError
 
-NO_ROSBAG2_PY = pytest.mark.skipif(
-    not rosbag2_py_available(),
-    reason='rosbag2_py is not importable here (it ships with ROS 2: Humble, Jazzy, Kilted)')
-
 WRITERS = [
     pytest.param(('python', 'sqlite3'), id='python-sqlite3'),
     pytest.param(('python', 'mcap'), id='python-mcap'),
-    pytest.param(('rosbag2_py', 'sqlite3'), id='rosbag2_py-sqlite3', marks=NO_ROSBAG2_PY),
-    pytest.param(('rosbag2_py', 'mcap'), id='rosbag2_py-mcap', marks=NO_ROSBAG2_PY),
+    pytest.param(('rosbag2_py', 'sqlite3'), id='rosbag2_py-sqlite3', marks=NEEDS_ROSBAG2_PY),
+    pytest.param(('rosbag2_py', 'mcap'), id='rosbag2_py-mcap', marks=NEEDS_ROSBAG2_PY),
 ]
 
 POINTS = TopicInfo('/sensr/points', 'sensor_msgs/msg/PointCloud2',
