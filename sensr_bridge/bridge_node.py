@@ -22,7 +22,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import PublisherEventCallbacks
-from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import PointCloud2
@@ -32,6 +32,7 @@ from visualization_msgs.msg import MarkerArray
 from sensr_bridge import cdr, cloud, decode, malloc, outputs, protocol
 from sensr_bridge.client import ClientOptions, SensrClient
 from sensr_bridge.errors import ConfigError, DecodeError
+from sensr_bridge.lifecycle import GuardedLifecycleNode
 from sensr_bridge.stats import Counters, LatencyWindow, write_json
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ PARAMETERS: list[tuple[str, Any, str]] = [
 ]
 
 
-class BridgeNode(LifecycleNode):
+class BridgeNode(GuardedLifecycleNode):
     """Lifecycle node bridging a SENSR master to ROS 2 topics.
 
     configure validates parameters and creates publishers and the decoder; activate

@@ -24,13 +24,14 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from sensr_bridge import cdr, malloc
 from sensr_bridge.bag import base as bag
 from sensr_bridge.bag.queue import BatchingWriter
 from sensr_bridge.errors import BagError, ConfigError
+from sensr_bridge.lifecycle import GuardedLifecycleNode
 from sensr_bridge.stats import write_json
 
 PARAMETERS: list[tuple[str, Any, str]] = [
@@ -99,7 +100,7 @@ class _Subscription:
     transient_local: bool
 
 
-class RecorderNode(LifecycleNode):
+class RecorderNode(GuardedLifecycleNode):
     """Lifecycle node recording topics into a rosbag2 bag.
 
     configure checks parameters and creates the bag (refusing to overwrite one);

@@ -183,6 +183,9 @@ def spin_until(executor: MultiThreadedExecutor, stop: threading.Event) -> None:
     blocks until some other entity wakes it (seconds, or never). Set ``stop``, join the
     spinning thread, then shut the executor down.
 
+    An exception a callback raised (the nodes of this package guard their own, see
+    :mod:`sensr_bridge.lifecycle`) is logged and spinning goes on.
+
     rclpy also lists a node's waitables (the QoS event handlers of publishers and
     subscriptions) before entering them; an entity destroyed on another thread in
     between (the nodes' transitions run on the main thread) makes the wait-set
@@ -201,3 +204,8 @@ def spin_until(executor: MultiThreadedExecutor, stop: threading.Event) -> None:
             return
         except InvalidHandle:
             continue
+        except Exception as exc:
+            # A callback of a node that is not a GuardedLifecycleNode raised: say so and
+            # keep spinning (the exception would otherwise end this thread silently).
+            get_logger('sensr_bridge').error(
+                f'executor callback failed: {type(exc).__name__}: {exc}')

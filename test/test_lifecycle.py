@@ -31,6 +31,7 @@ from test_bridge_node import start_bridge
 
 from sensr_bridge.bag import base as bag
 from sensr_bridge.bridge_node import BridgeNode
+from sensr_bridge.lifecycle import GuardedLifecycleNode
 from sensr_bridge.recorder_node import RecorderNode
 from sensr_bridge.runtime import spin_until
 
@@ -453,3 +454,58 @@ def test_recorder_bag_permissions(ros, tmp_path):
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
     assert Path(bag_dir / 'metadata.yaml').read_text().startswith('rosbag2_bagfile_information')
+
+
+# --- exceptions in callbacks ----------------------------------------------------------------
+
+class Faulty(GuardedLifecycleNode):
+    """Raises in on_activate and in a timer; another timer keeps ticking."""
+
+    def __init__(self, context):
+        super().__init__('faulty', context=context)
+        self.ticks = threading.Semaphore(0)
+
+    def on_configure(self, state):
+        self.create_timer(0.01, self._boom)
+        self.create_timer(0.01, self.ticks.release)
+        return SUCCESS
+
+    def on_activate(self, state):
+        raise RuntimeError('cannot open the widget')
+
+    def _boom(self):
+        raise ValueError('bad frame')
+
+
+def test_callback_exceptions_are_logged_counted_and_survived(ros, capfd):
+    context, executor = ros
+    node = Faulty(context)
+    executor.add_node(node)
+    assert node.trigger_configure() == SUCCESS
+    assert wait_until(lambda: node.callback_errors['timer _boom'] >= 3)
+    # The executor still runs the node's other callbacks.
+    assert node.ticks.acquire(timeout=5)
+    assert node.trigger_activate() == TransitionCallbackReturn.ERROR
+    assert state(node) == 'unconfigured'
+    assert node.callback_errors['on_activate'] == 1
+    err = capfd.readouterr().err
+    assert err.count('on_activate failed: RuntimeError: cannot open the widget') == 1
+    assert 'timer _boom failed: ValueError: bad frame' in err
+    assert 'Traceback' not in err  # at debug level only
+
+
+def test_spinning_survives_an_unguarded_callback(ros, capfd):
+    context, executor = ros
+    node = rclpy.create_node('plain', context=context)
+    ticks = threading.Semaphore(0)
+
+    def boom():
+        raise KeyError('gone')
+
+    node.create_timer(0.01, boom)
+    node.create_timer(0.01, ticks.release)
+    executor.add_node(node)
+    err = []
+    assert wait_until(lambda: err.append(capfd.readouterr().err) or (
+        "executor callback failed: KeyError: 'gone'" in ''.join(err)))
+    assert ticks.acquire(timeout=5)

@@ -2,38 +2,40 @@
 # SPDX-License-Identifier: Apache-2.0
 """A writer on ROS 2's own ``rosbag2_py.SequentialWriter`` (Humble, Jazzy, Kilted).
 
-Written against the documented bindings of each distro:
+The SequentialWriter runs in a process of its own
+(:mod:`sensr_bridge.bag.rosbag2py_process`): its ``write`` binding holds the GIL for
+the whole C++ write, which in the recorder's process starved the subscription callbacks
+(325 of 400 clouds reached the bag at 20 Hz, the rest overwritten in DDS, uncounted).
+Each batch is copied once into a memfd shared with that process, which writes it while
+this process waits with the GIL released, so the recorder's callbacks keep running.
 
-- ``storage_id`` is always passed: an empty id means sqlite3 on Humble but mcap on
-  Jazzy and newer.
-- ``TopicMetadata`` is built with keyword arguments. Jazzy and newer take
-  ``id`` and a list of ``rosbag2_py.QoS``; Humble takes no ``id`` and the QoS as a
-  YAML string. The API is detected by ``hasattr(TopicMetadata, 'id')``.
-- ``custom_data`` exists on Jazzy and newer only; asking for it on Humble raises
-  ``ConfigError``.
-- ``close()`` is used when bound (Jazzy, Humble >= 0.15.14); otherwise the writer is
-  deleted, since its destructor closes the bag.
-- ``max_cache_size`` is 0: this package batches in its own queue thread and counts its
-  own drops, while rosbag2's cache drops silently when full. Each message is then
-  committed on its own by rosbag2, so a batch is not one transaction here.
+- The options are checked here, against the rosbag2_py that is importable: ``custom_data``
+  needs Jazzy or newer (``ConfigError`` on Humble); rosbag2 writes its own metadata
+  version (9 on Jazzy and newer, 5 on Humble), so version 8 on Jazzy or newer is a
+  ``ConfigError`` (use the python backend).
 - For sqlite3 the pragmas resolved by ``pragmas.resolve_pragmas`` are written to a
-  temporary storage config file and passed with preset 'none' (config entries win
-  over rosbag2's defaults), so both sqlite3 writers apply the same pragmas.
-- rosbag2 writes its own metadata version (9 on Jazzy and newer, 5 on Humble); asking
-  for version 8 on Jazzy or newer raises ``ConfigError`` (use the python backend).
-- rosbag2 swallows sqlite write errors on its uncached path (the message is lost and
-  logged at debug level), so a full disk cannot always be reported here.
+  temporary storage config file and passed with preset 'none' (config entries win over
+  rosbag2's defaults), so both sqlite3 writers apply the same pragmas.
+- rosbag2 commits each message on its own (``max_cache_size`` 0), so a batch is not one
+  transaction here; it swallows sqlite write errors on that path (the message is lost
+  and logged at debug level), so a full disk cannot always be reported.
 """
 
 from __future__ import annotations
 
-import gc
+from dataclasses import asdict
+from multiprocessing.connection import Connection
 import os
+from pathlib import Path
+import socket
+import subprocess
+import sys
 import tempfile
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+import sensr_bridge
 from sensr_bridge.bag.base import BagWriter, Message, TopicInfo, check_new_bag_dir
 from sensr_bridge.bag.metadata import METADATA_FILE, serialize_qos
 from sensr_bridge.bag.pragmas import resolve_pragmas, write_storage_config
@@ -42,14 +44,20 @@ from sensr_bridge.errors import BagError, ConfigError, StorageFullError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    import mmap
 
-    from sensr_bridge.bag.base import QosDesc, StorageOptions
+    from sensr_bridge.bag.base import StorageOptions
 
-_FULL_MARKERS = ('disk is full', 'No space left')
+INITIAL_SHARED_BYTES = 64 << 20
+"""First size of the memfd; it grows to the largest message. Pages are only touched by
+the batches written, so its resident size is the largest batch, not this bound."""
+
+PROCESS_EXIT_TIMEOUT_S = 10.0
+"""Seconds allowed for the writer process to exit after the bag is closed."""
 
 
 class Rosbag2PyWriter(BagWriter):
-    """Writes bags with rosbag2_py.
+    """Writes bags with rosbag2_py, in a writer process of its own.
 
     Args:
         options: Where and how to write.
@@ -67,10 +75,7 @@ class Rosbag2PyWriter(BagWriter):
             msg = (f'backend rosbag2_py requested but "import rosbag2_py" failed ({err}); '
                    f'source a ROS 2 installation or use backend="python"')
             raise ConfigError(msg) from err
-        self._rb: Any = rosbag2_py
         self._typed_topics = hasattr(rosbag2_py.TopicMetadata, 'id')
-        self._qos_class = getattr(rosbag2_py, 'QoS', None) or getattr(
-            getattr(rosbag2_py, '_storage', None), 'QoS', None)
         if self._typed_topics and options.metadata_version == 8:
             msg = ('rosbag2_py on this distro writes metadata version 9; use backend="python" '
                    'for version 8 bags that Humble can read')
@@ -82,7 +87,11 @@ class Rosbag2PyWriter(BagWriter):
                                         options.storage_config_uri)
                         if options.storage_id == 'sqlite3' else [])
         self._config_file = ''
-        self._writer: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._memory_fd = -1
+        self._shared: mmap.mmap | None = None
+        self._shared_size = 0
 
     def _open(self) -> None:
         options = self.options
@@ -94,7 +103,7 @@ class Rosbag2PyWriter(BagWriter):
             os.close(handle)
             write_storage_config(self._config_file, self.pragmas)
             preset, config_uri = 'none', self._config_file
-        kwargs: dict[str, Any] = {
+        storage: dict[str, Any] = {
             'uri': str(options.path),
             'storage_id': options.storage_id,
             'max_bagfile_size': options.max_bagfile_size,
@@ -104,25 +113,14 @@ class Rosbag2PyWriter(BagWriter):
             'storage_config_uri': config_uri,
         }
         if options.custom_data:
-            kwargs['custom_data'] = dict(options.custom_data)
-        writer = self._rb.SequentialWriter()
+            storage['custom_data'] = dict(options.custom_data)
         try:
-            writer.open(self._rb.StorageOptions(**kwargs), self._rb.ConverterOptions('', ''))
-        except RuntimeError as err:
+            self._start_process()
+            self._request('open', storage, what='cannot create bag')
+        except BagError:
+            self._stop_process()
             self._remove_config_file()
-            raise self._error(err, 'cannot create bag') from err
-        self._writer = writer
-
-    def _qos(self, qos: QosDesc) -> object:
-        # The builder methods may return copies, so keep their results.
-        # Jazzy and newer bind the class as rosbag2_py._storage.QoS; only some versions
-        # re-export it. A KEEP_LAST depth of 0 makes rclcpp warn, so it is at least 1.
-        depth = max(qos.depth, 1)
-        profile = self._qos_class(depth)
-        profile = profile.keep_all() if qos.history == 'keep_all' else profile.keep_last(depth)
-        profile = profile.reliable() if qos.reliability == 'reliable' else profile.best_effort()
-        return (profile.transient_local() if qos.durability == 'transient_local'
-                else profile.durability_volatile())
+            raise
 
     def _create_topic(self, topic: TopicInfo) -> None:
         kwargs: dict[str, Any] = {
@@ -132,36 +130,32 @@ class Rosbag2PyWriter(BagWriter):
         }
         if self._typed_topics:
             definition = type_definition(topic.type)
-            kwargs['id'] = 0  # rosbag2 assigns the real id, as in the Jazzy tutorial
-            kwargs['offered_qos_profiles'] = [self._qos(q) for q in topic.offered_qos]
             kwargs['type_description_hash'] = definition.type_hash if definition else ''
+            qos: Any = [asdict(q) for q in topic.offered_qos]
         else:
-            kwargs['offered_qos_profiles'] = serialize_qos(topic.offered_qos, 8)
-        try:
-            self._writer.create_topic(self._rb.TopicMetadata(**kwargs))
-        except RuntimeError as err:
-            raise self._error(err, f'cannot add topic {topic.name} to') from err
+            qos = serialize_qos(topic.offered_qos, 8)
+        self._request('topic', kwargs, qos, what=f'cannot add topic {topic.name} to')
 
     def _write_batch(self, messages: Sequence[Message]) -> None:
-        try:
-            for topic, stamp, data in messages:
-                # pybind converts only bytes to the std::string parameter.
-                self._writer.write(topic, data if isinstance(data, bytes) else bytes(data),
-                                   stamp)
-        except RuntimeError as err:
-            raise self._error(err, 'cannot write to') from err
+        placed: list[tuple[str, int, int, int]] = []
+        offset = 0
+        for topic, stamp, data in messages:
+            size = len(data)
+            if offset + size > self._shared_size and placed:
+                self._request('write', placed, what='cannot write to')
+                placed, offset = [], 0
+            if size > self._shared_size:
+                self._map(size)
+            self._shared[offset:offset + size] = data
+            placed.append((topic, stamp, offset, size))
+            offset += size
+        self._request('write', placed, what='cannot write to')
 
     def _close(self) -> None:
-        writer, self._writer = self._writer, None
         try:
-            if hasattr(writer, 'close'):
-                writer.close()
-            else:
-                del writer
-                gc.collect()
-        except RuntimeError as err:
-            raise self._error(err, 'cannot finish') from err
+            self._request('close', what='cannot finish')
         finally:
+            self._stop_process()
             self._remove_config_file()
         metadata = self.options.path / METADATA_FILE
         try:
@@ -172,13 +166,95 @@ class Rosbag2PyWriter(BagWriter):
         for name in info['rosbag2_bagfile_information']['relative_file_paths']:
             self._add_file(os.path.basename(name))
 
+    # --- the writer process -------------------------------------------------------------
+
+    def _start_process(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._memory_fd = os.memfd_create('sensr_bridge_rosbag2py', os.MFD_CLOEXEC)
+        # The child imports this very package, wherever it was imported from here.
+        env = dict(os.environ)
+        package_root = str(Path(sensr_bridge.__file__).resolve().parent.parent)
+        env['PYTHONPATH'] = os.pathsep.join(
+            p for p in (package_root, env.get('PYTHONPATH', '')) if p)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, '-m', 'sensr_bridge.bag.rosbag2py_process',
+                 str(theirs.fileno()), str(self._memory_fd)],
+                pass_fds=(theirs.fileno(), self._memory_fd), stdin=subprocess.DEVNULL,
+                env=env)
+        except OSError as err:
+            ours.close()
+            msg = f'cannot start the rosbag2_py writer process: {err}'
+            raise BagError(msg) from err
+        finally:
+            theirs.close()
+        self._conn = Connection(ours.detach())
+        self._reply('start the writer process for')
+        self._map(INITIAL_SHARED_BYTES)
+
+    def _map(self, size: int) -> None:
+        import mmap
+
+        size = max(size, 2 * self._shared_size)
+        if self._shared is not None:
+            self._shared.close()
+        os.ftruncate(self._memory_fd, size)
+        self._shared = mmap.mmap(self._memory_fd, size)
+        self._shared_size = size
+        self._request('map', size, what='cannot share memory with the writer process of')
+
+    def _request(self, *request: Any, what: str) -> None:
+        try:
+            self._conn.send(request)
+        except OSError as err:
+            raise self._process_gone(what) from err
+        self._reply(what)
+
+    def _reply(self, what: str) -> None:
+        try:
+            reply = self._conn.recv()
+        except (EOFError, OSError) as err:
+            raise self._process_gone(what) from err
+        if reply[0] == 'error':
+            _, kind, text = reply
+            msg = f'{what} {self.options.path}: {text}'
+            raise StorageFullError(msg) if kind == 'full' else BagError(msg)
+
+    def _process_gone(self, what: str) -> BagError:
+        code = None
+        if self._process is not None:
+            # Its end of the socket is closed: it has exited or is exiting.
+            try:
+                code = self._process.wait(PROCESS_EXIT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                pass
+        msg = (f'{what} {self.options.path}: the rosbag2_py writer process exited '
+               f'(code {code})')
+        return BagError(msg)
+
+    def _stop_process(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+        if self._memory_fd >= 0:
+            os.close(self._memory_fd)
+            self._memory_fd = -1
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            process.wait(PROCESS_EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            msg = (f'the rosbag2_py writer process of {self.options.path} did not exit '
+                   f'within {PROCESS_EXIT_TIMEOUT_S} s and was killed')
+            raise BagError(msg) from None
+
     def _remove_config_file(self) -> None:
         if self._config_file:
             os.unlink(self._config_file)
             self._config_file = ''
-
-    def _error(self, err: Exception, what: str) -> BagError:
-        msg = f'{what} {self.options.path}: {err}'
-        if any(marker in str(err) for marker in _FULL_MARKERS):
-            return StorageFullError(msg)
-        return BagError(msg)
