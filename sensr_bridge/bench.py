@@ -11,8 +11,10 @@ Modes (``python -m sensr_bridge.bench MODE ...``; ``--help`` on each):
     sample clouds bit-exact against what the simulator sent.
 ``recorder``
     A publisher process of 14.7 MB PointCloud2 messages (RELIABLE, depth 10) ->
-    ``recorder_node`` (a process), or ``ros2 bag record`` where installed
-    (``--recorder ros2``). Lossless when the bag holds every message published.
+    ``recorder_node`` (a process, ``--writer-backend`` python or rosbag2_py), or
+    ``ros2 bag record`` where installed (``--recorder ros2bag``). Lossless when the bag
+    holds every message published. ``--matrix`` runs every combination of ``--recorders``,
+    ``--storages`` and ``--rates`` and prints one markdown table of them.
 ``e2e``
     Simulator -> bridge -> recorder as separate processes, or ``--composed`` (both nodes
     in one ``record`` process). Verifies the bag: counts per topic equal to what was
@@ -20,6 +22,7 @@ Modes (``python -m sensr_bridge.bench MODE ...``; ``--help`` on each):
     ``--split`` seconds, verifies each closed split, deletes it (``--keep`` to keep)
     and keeps running totals, so long runs do not fill the disk.
 
+``--writer-backend`` (e2e, recorder) is the recorder node's ``writer_backend``.
 ``--ramp RATE,RATE,...`` (bridge, e2e, recorder) runs each rate for ``--duration`` and
 reports the highest rate with zero loss. ``--baselines`` (e2e, recorder) measures, in the
 same run, the same bytes written raw to disk and inserted into sqlite3 with the same
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 from contextlib import suppress
 from dataclasses import dataclass, field
+import importlib.util
 import itertools
 import json
 import os
@@ -175,15 +179,19 @@ def publish_main(args: argparse.Namespace) -> int:
 class Child:
     """A benchmark process: output logged to a file, JSON lines parsed, resources sampled."""
 
-    def __init__(self, name: str, cmd: list[str], run_dir: Path) -> None:
-        """Start ``cmd``; stdout and stderr go to ``run_dir/<name>.log``."""
+    def __init__(self, name: str, cmd: list[str], run_dir: Path,
+                 env: dict[str, str] | None = None) -> None:
+        """Start ``cmd`` (environment ``env``, default ``_child_env()``).
+
+        Its stdout and stderr go to ``run_dir/<name>.log``.
+        """
         self.name = name
         self.log = run_dir / f'{name}.log'
         self.events: dict[str, dict[str, Any]] = {}
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True, env=_child_env())
+                                      text=True, env=env or _child_env())
         self.process = psutil.Process(self.popen.pid)
         self.exit_seconds: float | None = None
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -415,6 +423,7 @@ class Run:
     run_dir: Path
     result: dict[str, Any] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    label: str = ''  # what tells it from the other runs of a matrix
 
 
 def _simulator(args: argparse.Namespace, rate: float, ports: tuple[int, int]) -> Simulator:
@@ -538,19 +547,52 @@ def run_bridge(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
     return run
 
 
+ROS2_BAG_RECORD_OPTIONS = ('--disable-keyboard-controls',)
+"""What ``ros2 bag record`` is given besides ``-s``, ``-o`` and ``--topics``: keyboard
+controls off (they would read the benchmark's terminal; recording is unchanged). The rest
+is its default: ``--max-cache-size`` 100 MiB (double-buffered), discovery every 100 ms,
+no compression, no storage preset (sqlite3: journal_mode MEMORY, synchronous OFF)."""
+
+
+def _ros2_bag_record(args: argparse.Namespace, bag_dir: Path) -> tuple[list[str], dict]:
+    """The ``ros2 bag record`` command for the cloud topic, and its environment.
+
+    The environment is every child's (the same DDS profile) less the ``MALLOC_*`` values
+    of the benchmark's own restart (``malloc.restart_with_tuned_malloc``): ros2 bag record
+    runs with glibc's defaults, as it does for a user; our recorder tunes its own.
+    """
+    cmd = ['ros2', 'bag', 'record', '-s', args.storage, '-o', str(bag_dir),
+           '--topics', CLOUD_TOPIC, *ROS2_BAG_RECORD_OPTIONS]
+    env = {k: v for k, v in _child_env().items() if malloc.ENVIRONMENT.get(k) != v}
+    return cmd, env
+
+
+def writer_backend(requested: str) -> str:
+    """The recorder node's backend for ``requested`` ('auto': rosbag2_py when importable)."""
+    if requested != 'auto':
+        return requested
+    return 'rosbag2_py' if importlib.util.find_spec('rosbag2_py') else 'python'
+
+
 def run_recorder(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
-    """Publisher process -> recorder process (ours, or ``ros2 bag record``)."""
+    """Publisher process -> recorder process (ours, or ``ros2 bag record``).
+
+    The publisher starts publishing once it sees the recorder's subscription (a poll of
+    its subscription count, bounded here by 60 s), whichever recorder it is.
+    """
     bag_dir = run_dir / 'bag'
     stats_file = run_dir / 'recorder_stats.json'
     count = round(rate * args.duration)
-    if args.recorder == 'ros2':
-        cmd = ['ros2', 'bag', 'record', '-s', args.storage, '-o', str(bag_dir), CLOUD_TOPIC]
+    ros2bag = args.recorder == 'ros2bag'
+    if ros2bag:
+        cmd, env = _ros2_bag_record(args, bag_dir)
     else:
         params = {'output_dir': run_dir, 'bag_name': 'bag', 'storage': args.storage,
-                  'topics': f'[{CLOUD_TOPIC}]', 'stats_file': stats_file,
-                  'storage_preset': args.preset, 'stats_log_period': 0.0}
-        cmd = [sys.executable, '-m', 'sensr_bridge.recorder_node', *_ros_args(params)]
-    recorder = Child('recorder', cmd, run_dir)
+                  'writer_backend': args.writer_backend, 'topics': f'[{CLOUD_TOPIC}]',
+                  'stats_file': stats_file, 'storage_preset': args.preset,
+                  'stats_log_period': 0.0}
+        cmd, env = [sys.executable, '-m', 'sensr_bridge.recorder_node', *_ros_args(params)], None
+    recorder = Child('recorder', cmd, run_dir, env)
     publisher = Child('publisher', [sys.executable, '-m', 'sensr_bridge.bench', '_publish',
                                     '--rate', str(rate), '--count', str(count), '--points',
                                     str(args.points)], run_dir)
@@ -571,8 +613,12 @@ def run_recorder(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
     run = Run('recorder', rate, run_dir, samples=monitor.samples)
     published = done.get('published', 0)
     run.result = {
-        'rate_hz': rate, 'recorder': args.recorder, 'storage': args.storage,
-        'preset': args.preset or 'default', 'published': published,
+        'rate_hz': rate, 'points': args.points, 'duration_s': args.duration,
+        'recorder': args.recorder,
+        'writer_backend': None if ros2bag else writer_backend(args.writer_backend),
+        'recorder_cmd': ' '.join(cmd) if ros2bag else None, 'storage': args.storage,
+        'preset': 'ros2 bag record default' if ros2bag else args.preset or 'default',
+        'published': published,
         'publisher_late_ticks': done.get('late', 0),
         'recorder_received': topic.get('received_messages'), 'written': written,
         'recorder_dropped': topic.get('dropped', {}),
@@ -598,12 +644,14 @@ def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
     sim = _simulator(args, rate, ports)
     expected = Expected.of(sim)
     rec_params = {'output_dir': run_dir, 'bag_name': 'bag', 'storage': args.storage,
+                  'writer_backend': args.writer_backend,
                   'storage_preset': args.preset, 'stats_file': rec_stats,
                   'stats_log_period': 0.0, 'max_bagfile_duration': int(args.split)}
     if args.composed:
         cmd = [sys.executable, '-m', 'sensr_bridge.record', '--host', '127.0.0.1',
                '--output-port', str(ports[0]), '--point-port', str(ports[1]),
                '--output-dir', str(run_dir), '--bag-name', 'bag', '--storage', args.storage,
+               '--writer-backend', args.writer_backend,
                '--decode-workers', str(args.workers), '--split-duration', str(int(args.split)),
                '--stats-dir', str(run_dir), '--quiet']
         if args.preset:
@@ -647,6 +695,7 @@ def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
     run.result = {
         'rate_hz': rate, 'points': args.points, 'duration_s': args.duration,
         'composed': args.composed, 'storage': args.storage, 'preset': args.preset or 'default',
+        'writer_backend': writer_backend(args.writer_backend),
         'decode_workers': args.workers, 'sent': point.frames_sent,
         'sim_dropped': point.frames_dropped, 'received': counts.get('points_received', 0),
         'published': published, 'in_bag': verifier.totals, 'splits': verifier.splits,
@@ -788,11 +837,12 @@ def _per_frame(samples: list[dict[str, Any]], name: str, counter: str) -> float:
 
 
 def _rss_summary(samples: list[dict[str, Any]], children: list[Child]) -> dict[str, Any]:
-    """Per process: RSS after warm-up and at the end, and its growth rate after warm-up.
+    """Per process: RSS after warm-up, at the end, peak, steady, and growth after warm-up.
 
-    The rate is the least-squares slope over every sample after warm-up (the first
-    fifth, at least two samples): a recorder's RSS swings by its queued clouds, and
-    two end points would report those swings as growth or shrinkage.
+    Warm-up is the first fifth of the samples (at least two). Steady is the median
+    after warm-up; the rate is the least-squares slope over every sample after warm-up:
+    a recorder's RSS swings by its queued clouds, and two end points would report those
+    swings as growth or shrinkage.
     """
     out = {}
     for child in children:
@@ -806,6 +856,7 @@ def _rss_summary(samples: list[dict[str, Any]], children: list[Child]) -> dict[s
         growth = float(np.polyfit(t, rss, 1)[0])
         out[child.name] = {'warm_mb': warm[1], 'end_mb': end[1],
                            'peak_mb': max(v for _, v in series),
+                           'steady_mb': round(float(np.median(rss)), 1),
                            'growth_mb_per_s': round(growth, 4)}
     return out
 
@@ -867,7 +918,8 @@ def summary_rows(run: Run) -> list[tuple[str, str]]:
     """The headline figures of a run as (name, value) rows."""
     r = run.result
     rows = [('rate', f"{r['rate_hz']} Hz"), ('lossless', str(r['lossless']))]
-    for key in ('sent', 'received', 'published', 'delivered', 'in_bag', 'written',
+    for key in ('recorder', 'recorder_cmd', 'writer_backend', 'storage', 'sent', 'received',
+                'published', 'delivered', 'in_bag', 'written',
                 'recorder_received', 'bridge_drops', 'recorder_dropped', 'splits',
                 'latency_send_to_subscriber', 'latency_send_to_bridge_stamp',
                 'latency_stamp_to_commit', 'stamp_to_commit', 'bit_exact_checked',
@@ -894,12 +946,13 @@ def plot(runs: list[Run], path: Path) -> bool:
         if len(s) < 2:
             continue
         t = [x['t'] + offset for x in s]
+        name = f"{run.label + ', ' if run.label else ''}{run.rate:g} Hz"
         stages = [k for k in s[0] if k != 't' and not k.endswith(('_rss_mb', '_cpu_s'))]
         for key in stages:
             rate = [0.0] + [(b[key] - a[key]) / (b['t'] - a['t']) for a, b in itertools.pairwise(s)]
-            axes[0].plot(t, rate, label=f'{key} ({run.rate:g} Hz)')
+            axes[0].plot(t, rate, label=f'{key} ({name})')
         for key in (k for k in s[0] if k.endswith('_rss_mb')):
-            axes[1].plot(t, [x[key] for x in s], label=f'{key[:-7]} ({run.rate:g} Hz)')
+            axes[1].plot(t, [x[key] for x in s], label=f'{key[:-7]} ({name})')
         if not run.result.get('lossless'):
             axes[0].axvspan(t[0], t[-1], color='red', alpha=0.08)
         offset = t[-1] + 1
@@ -916,6 +969,95 @@ def plot(runs: list[Run], path: Path) -> bool:
     return True
 
 
+STORAGES = ('sqlite3', 'mcap')
+WRITER_BACKENDS = ('auto', 'python', 'rosbag2_py')
+RECORDERS = (*WRITER_BACKENDS, 'ros2bag')
+"""``--recorders`` values: our recorder_node with that writer backend, or ros2 bag record."""
+
+
+def _listing(convert: Any, choices: tuple[str, ...] = ()) -> Any:
+    """An argparse type: a comma-separated list of ``convert``ed values (of ``choices``)."""
+    def parse(text: str) -> list[Any]:
+        try:
+            items = [convert(item) for item in text.split(',') if item.strip()]
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        bad = [item for item in items if choices and item not in choices]
+        if not items or bad:
+            msg = f'{text!r}: expected a comma-separated list' + (
+                f" of {', '.join(choices)}" if choices else '')
+            raise argparse.ArgumentTypeError(msg)
+        return items
+    return parse
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject option combinations that mean nothing (exits with a usage error)."""
+    axes = [f'--{name}' for name in ('rates', 'storages', 'recorders')
+            if getattr(args, name, None)]
+    if axes and not args.matrix:
+        parser.error(f"{', '.join(axes)} need --matrix")
+    if args.matrix and (args.mode != 'recorder' or args.ramp):
+        parser.error('--matrix is for the recorder mode, without --ramp')
+    if args.recorder == 'ros2bag' and args.mode != 'recorder':
+        parser.error('--recorder ros2bag is for the recorder mode')
+
+
+def _steps(args: argparse.Namespace) -> list[tuple[str, argparse.Namespace, float]]:
+    """The runs to make, in order: (label, arguments of the run, rate).
+
+    A ramp or single run: each rate with ``args``. A matrix: every storage, rate and
+    recorder, recorders innermost so that those compared run one after another.
+    """
+    if not args.matrix:
+        return [('', args, rate) for rate in args.ramp or [args.rate]]
+    recorders = args.recorders or [
+        'ros2bag' if args.recorder == 'ros2bag' else args.writer_backend]
+    steps = []
+    for storage, rate, recorder in itertools.product(
+            args.storages or [args.storage], args.rates or [args.rate], recorders):
+        ours = recorder != 'ros2bag'
+        variant = argparse.Namespace(**{
+            **vars(args), 'storage': storage, 'recorder': 'ours' if ours else 'ros2bag',
+            'writer_backend': recorder if ours else args.writer_backend})
+        steps.append((f'{recorder} {storage}', variant, rate))
+    return steps
+
+
+def matrix_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    """One row per recorder run: the figures of the README's comparison table."""
+    rows = []
+    for run in runs:
+        r = run.result
+        rss = r['rss_mb'].get('recorder', {})
+        p99 = r['stamp_to_commit'].get('p99_s')
+        rows.append({
+            'recorder': ('ros2 bag record' if r['recorder'] == 'ros2bag'
+                         else f"ours ({r['writer_backend']})"),
+            'storage': r['storage'], 'rate_hz': r['rate_hz'], 'in_bag': r['written'],
+            'published': r['published'], 'lossless': r['lossless'],
+            'recorder_cpu_ms_per_cloud': r['recorder_cpu_ms_per_msg'],
+            'rss_peak_mb': rss.get('peak_mb'), 'rss_steady_mb': rss.get('steady_mb'),
+            'stamp_to_commit_p99_ms': round(p99 * 1e3, 1) if p99 else None})
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """``matrix_rows`` as a markdown table ('n/a' where a figure is not known)."""
+    def cell(value: Any) -> str:
+        return 'n/a' if value is None else f'{value:g}' if isinstance(value, float) else str(value)
+
+    lines = ['| recorder | storage | rate (Hz) | in bag / published | recorder CPU (ms/cloud) '
+             '| RSS peak / steady (MB) | stamp -> commit p99 (ms) |',
+             '| --- | --- | ---: | ---: | ---: | ---: | ---: |']
+    lines += [f"| {r['recorder']} | {r['storage']} | {cell(r['rate_hz'])} "
+              f"| {r['in_bag']} / {r['published']}{'' if r['lossless'] else ' (loss)'} "
+              f"| {cell(r['recorder_cpu_ms_per_cloud'])} "
+              f"| {cell(r['rss_peak_mb'])} / {cell(r['rss_steady_mb'])} "
+              f"| {cell(r['stamp_to_commit_p99_ms'])} |" for r in rows]
+    return '\n'.join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='mode', required=True)
@@ -923,16 +1065,28 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(mode)
         add = p.add_argument
         add('--rate', type=float, default=10.0, help='frames (messages) per second')
-        add('--ramp', help='comma-separated rates: the highest lossless one is reported')
+        add('--ramp', type=_listing(float),
+            help='comma-separated rates: the highest lossless one is reported')
         add('--duration', type=float, default=20.0, help='seconds of frames per run')
         add('--points', type=int, default=SENSR_POINTS, help='points per cloud')
         add('--objects', type=int, default=20, help='objects per OutputMessage')
         add('--workers', type=int, default=0, help='bridge decode_workers')
-        add('--storage', choices=('sqlite3', 'mcap'), default='sqlite3')
+        add('--storage', choices=STORAGES, default='sqlite3')
         add('--preset', default='', help='sqlite3 pragma preset (default: the recorder default)')
         add('--subscriber-qos', choices=('reliable', 'best_effort', 'none'), default='reliable',
             help="bridge: QoS of the subscriber process; 'none': no subscriber")
-        add('--recorder', choices=('ours', 'ros2'), default='ours')
+        add('--recorder', choices=('ours', 'ros2bag'), default='ours',
+            help="recorder: our recorder_node, or 'ros2bag': ros2 bag record, its defaults")
+        add('--writer-backend', choices=WRITER_BACKENDS, default='auto',
+            help="e2e, recorder: the recorder node's writer_backend")
+        add('--matrix', action='store_true',
+            help='recorder: run every recorder x storage x rate, print one markdown table')
+        add('--rates', type=_listing(float), help='--matrix: comma-separated (default: --rate)')
+        add('--storages', type=_listing(str, STORAGES),
+            help='--matrix: comma-separated (default: --storage)')
+        add('--recorders', type=_listing(str, RECORDERS),
+            help='--matrix: comma-separated, each ours with that writer backend (auto, python, '
+                 'rosbag2_py) or ros2bag (default: --recorder and --writer-backend)')
         add('--composed', action='store_true', help='e2e: bridge and recorder in one process')
         add('--soak', action='store_true', help='e2e: verify and delete splits as they close')
         add('--split', type=float, default=0, help='e2e: split the bag every N seconds')
@@ -959,31 +1113,41 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; exit code 0 when the last run (or one ramp step) was lossless."""
+    """Run the benchmark.
+
+    Returns:
+        0 when the last run, one step of a ramp, or every run of a matrix was lossless.
+
+    """
     if argv is None:
         # As the nodes do; the subscriber and publisher processes take 18 MB messages too.
         malloc.restart_with_tuned_malloc()
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.mode == '_listen':
         return listen_main(args)
     if args.mode == '_publish':
         return publish_main(args)
+    _check(parser, args)
     if args.mode == 'e2e' and args.soak and not args.split:
         args.split = 30.0
     root = Path(args.out or tempfile.mkdtemp(prefix=f'sensr_bench_{args.mode}_'))
     root.mkdir(parents=True, exist_ok=True)
-    rates = [float(r) for r in args.ramp.split(',')] if args.ramp else [args.rate]
     # Segments of dead participants hold RAM that page cache and queues would use.
     removed = shm.remove_stale_segments()
     if removed:
         print(f'removed stale DDS shared memory: {shm.describe(removed)}', flush=True)
     runs: list[Run] = []
-    for i, rate in enumerate(rates):
-        run_dir = root / f'run{i}_{rate:g}hz'
+    for i, (label, run_args, rate) in enumerate(_steps(args)):
+        run_dir = root / f"run{i}_{label.replace(' ', '_') + '_' if label else ''}{rate:g}hz"
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir()
-        print(f'== {args.mode} at {rate:g} Hz for {args.duration:g} s -> {run_dir}', flush=True)
-        run = RUNNERS[args.mode](args, rate, run_dir)
+        if i:
+            os.sync()  # the previous run's writeback is not this run's to pay
+        print(f"== {args.mode} {label + ' ' if label else ''}at {rate:g} Hz for "
+              f'{args.duration:g} s -> {run_dir}', flush=True)
+        run = RUNNERS[args.mode](run_args, rate, run_dir)
+        run.label = label
         runs.append(run)
         for name, value in summary_rows(run):
             print(f'  {name:<30} {value}', flush=True)
@@ -996,6 +1160,11 @@ def main(argv: list[str] | None = None) -> int:
                                               sum(s.size for s in removed) / 1e6)},
                               'runs': [{**r.result, 'samples': r.samples} for r in runs]}
     lossless = [r.rate for r in runs if r.result['lossless']]
+    if args.matrix:
+        result['table'] = matrix_rows(runs)
+        table = markdown_table(result['table'])
+        (root / 'table.md').write_text(table + '\n')
+        print(table, flush=True)
     if args.ramp:
         result['max_lossless_rate_hz'] = max(lossless, default=0.0)
         print(f"max lossless rate: {result['max_lossless_rate_hz']:g} Hz", flush=True)
@@ -1016,6 +1185,8 @@ def main(argv: list[str] | None = None) -> int:
     drew = plot(runs, root / 'plot.png')
     print(f"result: {root / 'result.json'}" + (f", plot: {root / 'plot.png'}" if drew else ''),
           flush=True)
+    if args.matrix:
+        return 0 if len(lossless) == len(runs) else 1
     return 0 if (lossless if args.ramp else runs[-1].result['lossless']) else 1
 
 

@@ -12,9 +12,16 @@ import subprocess
 import sys
 import zlib
 
+from helpers import NEEDS_ROS2_CLI, NEEDS_ROSBAG2_PY
 import pytest
 
-from sensr_bridge.bench import ID_WINDOW, Expected, match_sends, percentiles
+from sensr_bridge.bench import (
+    ID_WINDOW,
+    Expected,
+    markdown_table,
+    match_sends,
+    percentiles,
+)
 from sensr_bridge.simulator import Simulator, SimulatorConfig
 
 
@@ -102,3 +109,58 @@ def test_recorder_mode_reports_what_was_written(tmp_path):
     assert r['code'] == 0, r['out']
     assert run['published'] == run['written'] == 20
     assert run['recorder_dropped'] == {}
+
+
+@pytest.mark.parametrize('options', [
+    pytest.param(('--writer-backend', 'rosbag2_py'), marks=NEEDS_ROSBAG2_PY, id='rosbag2_py'),
+    pytest.param(('--recorder', 'ros2bag'), marks=NEEDS_ROS2_CLI, id='ros2bag'),
+])
+def test_recorder_mode_measures_other_writers(tmp_path, options):
+    r = run_bench(tmp_path, 'recorder', '--rate', '10', '--duration', '2', '--storage', 'mcap',
+                  *options)
+    run = r['runs'][0]
+    assert r['code'] == 0, r['out']
+    assert run['published'] == run['written'] == 20
+    assert run['storage'] == 'mcap'
+    assert run['exit_code'] == 0
+    if options[0] == '--recorder':
+        assert run['recorder'] == 'ros2bag'
+        assert run['writer_backend'] is None
+        assert '-s mcap' in run['recorder_cmd']
+    else:
+        assert (run['recorder'], run['writer_backend']) == ('ours', 'rosbag2_py')
+
+
+def test_recorder_matrix_prints_one_table(tmp_path):
+    r = run_bench(tmp_path, 'recorder', '--matrix', '--recorders', 'python',
+                  '--storages', 'sqlite3,mcap', '--rates', '10', '--duration', '2')
+    assert r['code'] == 0, r['out']
+    assert [(run['writer_backend'], run['storage']) for run in r['runs']] == [
+        ('python', 'sqlite3'), ('python', 'mcap')]
+    assert all(run['published'] == run['written'] == 20 for run in r['runs'])
+    table = (tmp_path / 'bench' / 'table.md').read_text()
+    assert table in r['out']
+    assert table.count('| ours (python) |') == 2
+    assert table.count('| 20 / 20 |') == 2
+
+
+def test_markdown_table_marks_losses_and_unknowns():
+    row = {'recorder': 'ros2 bag record', 'storage': 'mcap', 'rate_hz': 30.0, 'in_bag': 590,
+           'published': 600, 'lossless': False, 'recorder_cpu_ms_per_cloud': 12.5,
+           'rss_peak_mb': 412.3, 'rss_steady_mb': 380.0, 'stamp_to_commit_p99_ms': None}
+    lines = markdown_table([row]).splitlines()
+    assert len(lines) == 3
+    assert lines[2] == ('| ros2 bag record | mcap | 30 | 590 / 600 (loss) | 12.5 | 412.3 / 380 '
+                        '| n/a |')
+
+
+def test_matrix_options_need_matrix_and_the_recorder_mode(capsys):
+    from sensr_bridge.bench import main
+
+    for argv in (['recorder', '--rates', '10,20'], ['e2e', '--matrix'],
+                 ['recorder', '--matrix', '--recorders', 'python,rosbag'],
+                 ['recorder', '--matrix', '--ramp', '10,20'], ['e2e', '--recorder', 'ros2bag']):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2, argv
+    capsys.readouterr()
