@@ -32,6 +32,10 @@ Written against the documented bindings of each distro:
   deleted, since its destructor closes the bag.
 - ``max_cache_size`` is 0: the recorder batches in its own queue and counts its own
   drops, while rosbag2's cache drops silently when full.
+
+After every batch the kernel is asked to write back and drop the storage files' pages
+(:func:`~sensr_bridge.bag.metadata.start_writeback`), as our own writers do: without it
+18.4 MB clouds went to mcap at 24 instead of 74 per second, with 90 ms stalls.
 """
 
 from __future__ import annotations
@@ -40,10 +44,15 @@ import gc
 import mmap
 from multiprocessing.connection import Connection
 import os
+from pathlib import Path
 import signal
 import socket
 import sys
 from typing import Any
+
+from sensr_bridge.bag.metadata import start_writeback
+
+STORAGE_SUFFIXES = ('.db3', '.mcap')
 
 FULL_MARKERS = ('disk is full', 'No space left', 'SQLITE_FULL')
 """Texts of rosbag2's exceptions that mean the device is full."""
@@ -72,11 +81,14 @@ class _Server:
         self.view: memoryview | None = None
         self.mapping: mmap.mmap | None = None
         self.writer: Any = None
+        self.bag_dir: Path | None = None
+        self.files: dict[str, int] = {}  # storage file name -> read-only descriptor
 
     def open(self, storage: dict[str, Any]) -> None:
         writer = self.rb.SequentialWriter()
         writer.open(self.rb.StorageOptions(**storage), self.rb.ConverterOptions('', ''))
         self.writer = writer
+        self.bag_dir = Path(storage['uri'])
 
     def topic(self, topic: dict[str, Any], qos: Any) -> None:
         if hasattr(self.rb.TopicMetadata, 'id'):
@@ -105,6 +117,19 @@ class _Server:
         for topic, stamp, offset, length in messages:
             # pybind converts bytes (not a memoryview) to the std::string parameter.
             write(topic, bytes(view[offset:offset + length]), stamp)
+        self.writeback()
+
+    def writeback(self) -> None:
+        """Start writeback of every storage file; forget those a split has finished."""
+        names = sorted((e.name for e in os.scandir(self.bag_dir)
+                        if e.name.endswith(STORAGE_SUFFIXES)),
+                       key=lambda name: (len(name), name))  # bag_10 after bag_9
+        for name in names:
+            if name not in self.files:
+                self.files[name] = os.open(self.bag_dir / name, os.O_RDONLY | os.O_CLOEXEC)
+            start_writeback(self.files[name])
+        for name in [n for n in self.files if n not in names[-1:]]:
+            os.close(self.files.pop(name))
 
     def close(self) -> None:
         writer, self.writer = self.writer, None
@@ -115,6 +140,9 @@ class _Server:
         else:
             del writer
             gc.collect()
+        for fd in self.files.values():
+            os.close(fd)
+        self.files.clear()
 
 
 def _reply_error(conn: Connection, err: Exception) -> None:
