@@ -28,7 +28,9 @@ reports the highest rate with zero loss. ``--baselines`` (e2e, recorder) measure
 same run, the same bytes written raw to disk and inserted into sqlite3 with the same
 pragmas. Every run prints a progress line each second, a table at the end, and saves
 ``result.json`` and ``plot.png`` (throughput per stage and RSS over time, drops marked)
-in ``--out``. RSS and CPU time are sampled for every process and its children.
+in ``--out``. RSS and CPU time are sampled for every process and its children. The
+processes of one invocation share a ROS domain of their own (random, unless
+``ROS_DOMAIN_ID`` is set).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import itertools
 import json
 import os
 from pathlib import Path
+import random
 import shutil
 import signal
 import socket
@@ -194,6 +197,7 @@ class Child:
                                       text=True, env=env or _child_env())
         self.process = psutil.Process(self.popen.pid)
         self.exit_seconds: float | None = None
+        self.exit_cpu_s: float | None = None  # CPU seconds of the process tree as it ended
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -258,12 +262,24 @@ class Child:
         return rss, cpu
 
     def interrupt(self, timeout: float = 20.0) -> int:
-        """SIGINT the process and wait; returns its exit code (SIGKILL after ``timeout``)."""
+        """SIGINT the process and wait; returns its exit code (SIGKILL after ``timeout``).
+
+        ``exit_cpu_s`` is its CPU time read once it has exited but before it is reaped
+        (a zombie still shows it), so work done while shutting down counts too.
+        """
         start = time.monotonic()
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGINT)
+        while self.popen.returncode is None and time.monotonic() < start + timeout:
+            try:
+                if os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                    break
+            except ChildProcessError:
+                break
+            time.sleep(0.02)
+        self.exit_cpu_s = self.resources()[1] or None
         try:
-            code = self.popen.wait(timeout)
+            code = self.popen.wait(max(0.0, start + timeout - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.popen.kill()
             code = self.popen.wait()
@@ -628,6 +644,8 @@ def run_recorder(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
         'exit_code': code, 'exit_seconds': recorder.exit_seconds,
         'tracebacks': recorder.traceback_lines(),
         'recorder_cpu_ms_per_msg': _per_frame(monitor.samples, 'recorder', 'published'),
+        'recorder_cpu_ms_per_msg_to_exit': _per_frame(
+            monitor.samples, 'recorder', 'published', (recorder.exit_cpu_s, published)),
         'rss_mb': _rss_summary(monitor.samples, children),
         'lossless': published == count and written == published,
     }
@@ -827,9 +845,16 @@ def _bag_counts(bag_dir: Path) -> dict[str, int]:
         return {c.topic: c.msgcount for c in reader.connections}
 
 
-def _per_frame(samples: list[dict[str, Any]], name: str, counter: str) -> float:
-    """CPU milliseconds of a process per message counted by ``counter``, over the run."""
+def _per_frame(samples: list[dict[str, Any]], name: str, counter: str,
+               end: tuple[float | None, int] | None = None) -> float:
+    """CPU milliseconds of a process per message counted by ``counter``, over the run.
+
+    From the first sample that counted a message to the last, or to ``end``: (CPU
+    seconds, messages) at the process's exit, which includes its final flush and close.
+    """
     live = [s for s in samples if s.get(f'{name}_cpu_s') and s.get(counter)]
+    if end is not None and end[0] is not None:
+        live.append({f'{name}_cpu_s': end[0], counter: end[1]})
     if len(live) < 2 or live[-1][counter] == live[0][counter]:
         return 0.0
     cpu = live[-1][f'{name}_cpu_s'] - live[0][f'{name}_cpu_s']
@@ -924,8 +949,8 @@ def summary_rows(run: Run) -> list[tuple[str, str]]:
                 'latency_send_to_subscriber', 'latency_send_to_bridge_stamp',
                 'latency_stamp_to_commit', 'stamp_to_commit', 'bit_exact_checked',
                 'bit_exact_failed', 'bytes_to_disk_mb_per_s', 'bridge_cpu_ms_per_frame',
-                'cpu_ms_per_frame', 'recorder_cpu_ms_per_msg', 'rss_mb', 'exit_seconds',
-                'exit_code', 'tracebacks'):
+                'cpu_ms_per_frame', 'recorder_cpu_ms_per_msg', 'recorder_cpu_ms_per_msg_to_exit',
+                'rss_mb', 'exit_seconds', 'exit_code', 'tracebacks'):
         if key in r and r[key] not in ({}, None):
             rows.append((key, json.dumps(r[key]) if isinstance(r[key], dict) else str(r[key])))
     return rows
@@ -1036,10 +1061,16 @@ def matrix_rows(runs: list[Run]) -> list[dict[str, Any]]:
                          else f"ours ({r['writer_backend']})"),
             'storage': r['storage'], 'rate_hz': r['rate_hz'], 'in_bag': r['written'],
             'published': r['published'], 'lossless': r['lossless'],
-            'recorder_cpu_ms_per_cloud': r['recorder_cpu_ms_per_msg'],
+            'recorder_cpu_ms_per_cloud': r['recorder_cpu_ms_per_msg_to_exit'],
             'rss_peak_mb': rss.get('peak_mb'), 'rss_steady_mb': rss.get('steady_mb'),
             'stamp_to_commit_p99_ms': round(p99 * 1e3, 1) if p99 else None})
     return rows
+
+
+def _loss(row: dict[str, Any]) -> str:
+    if row['lossless']:
+        return ''
+    return ' (extra)' if row['in_bag'] > row['published'] else ' (loss)'
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -1051,7 +1082,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
              '| RSS peak / steady (MB) | stamp -> commit p99 (ms) |',
              '| --- | --- | ---: | ---: | ---: | ---: | ---: |']
     lines += [f"| {r['recorder']} | {r['storage']} | {cell(r['rate_hz'])} "
-              f"| {r['in_bag']} / {r['published']}{'' if r['lossless'] else ' (loss)'} "
+              f"| {r['in_bag']} / {r['published']}{_loss(r)} "
               f"| {cell(r['recorder_cpu_ms_per_cloud'])} "
               f"| {cell(r['rss_peak_mb'])} / {cell(r['rss_steady_mb'])} "
               f"| {cell(r['stamp_to_commit_p99_ms'])} |" for r in rows]
@@ -1129,6 +1160,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == '_publish':
         return publish_main(args)
     _check(parser, args)
+    # A domain of its own: a process elsewhere on this host publishing /sensr/points in
+    # the same domain (another benchmark, a test) would be recorded and counted too.
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 200)))
     if args.mode == 'e2e' and args.soak and not args.split:
         args.split = 30.0
     root = Path(args.out or tempfile.mkdtemp(prefix=f'sensr_bench_{args.mode}_'))
@@ -1156,6 +1190,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {'mode': args.mode, 'argv': sys.argv[1:] if argv is None else argv,
                               'machine': {'cpus': os.cpu_count(),
                                           'python': sys.version.split()[0],
+                                          'ros_domain_id': os.environ['ROS_DOMAIN_ID'],
                                           'stale_shm_removed_mb': round(
                                               sum(s.size for s in removed) / 1e6)},
                               'runs': [{**r.result, 'samples': r.samples} for r in runs]}

@@ -148,10 +148,13 @@ def test_markdown_table_marks_losses_and_unknowns():
     row = {'recorder': 'ros2 bag record', 'storage': 'mcap', 'rate_hz': 30.0, 'in_bag': 590,
            'published': 600, 'lossless': False, 'recorder_cpu_ms_per_cloud': 12.5,
            'rss_peak_mb': 412.3, 'rss_steady_mb': 380.0, 'stamp_to_commit_p99_ms': None}
-    lines = markdown_table([row]).splitlines()
-    assert len(lines) == 3
+    extra = {**row, 'recorder': 'ours (python)', 'in_bag': 610, 'stamp_to_commit_p99_ms': 150.0}
+    lines = markdown_table([row, extra]).splitlines()
+    assert len(lines) == 4
     assert lines[2] == ('| ros2 bag record | mcap | 30 | 590 / 600 (loss) | 12.5 | 412.3 / 380 '
                         '| n/a |')
+    assert '| 610 / 600 (extra) |' in lines[3]
+    assert lines[3].endswith('| 150 |')
 
 
 def test_matrix_options_need_matrix_and_the_recorder_mode(capsys):
