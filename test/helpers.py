@@ -30,7 +30,7 @@ def package_installed() -> bool:
         from ament_index_python.packages import get_package_share_directory
 
         get_package_share_directory('sensr_bridge')
-    except (ImportError, LookupError):
+    except (ImportError, LookupError, OSError):  # OSError: AMENT_PREFIX_PATH unset
         return False
     return True
 
