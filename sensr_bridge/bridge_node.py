@@ -508,7 +508,10 @@ def client_stats(client: SensrClient) -> dict[str, Any]:
         s = client.stats
         return {'state': s.state.value, 'url': client.options.url, 'frames': s.frames,
                 'bytes': s.bytes, 'connects': s.connects, 'disconnects': s.disconnects,
-                'failed_attempts': s.failed_attempts, 'oversized_frames': s.oversized,
+                'failed_attempts': s.failed_attempts,
+                'unhealthy_connections': s.unhealthy_connections,
+                'reconnect_delay_seconds': round(s.reconnect_delay_s, 3),
+                'oversized_frames': s.oversized,
                 'text_frames': s.text_frames, 'overflow_closes': s.overflow_closes,
                 'outage_seconds_total': round(s.outage_s_total, 3),
                 'last_outage_seconds': round(s.last_outage_s, 3),

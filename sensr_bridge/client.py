@@ -276,6 +276,10 @@ class ClientOptions:
         backoff_initial: First reconnect delay, seconds.
         backoff_max: Cap of the exponential reconnect delay, seconds; also the longest
             time between the server coming back and the reconnect.
+        healthy_after: A connection that delivered data and lasted this many seconds
+            was healthy: after it the client reconnects at once and the backoff starts
+            over. After any other one (closed before any data, normally or not, or soon
+            after it) the client waits the backoff delay first, as after a failed attempt.
         max_reconnects: Give up after this many failed attempts in a row (0 = never).
         max_frame_bytes: Larger messages are discarded and counted.
 
@@ -290,6 +294,7 @@ class ClientOptions:
     ping_timeout: float = 3.0
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
+    healthy_after: float = 1.0
     max_reconnects: int = 0
     max_frame_bytes: int = 64 << 20
 
@@ -323,6 +328,10 @@ class ClientStats:
         bytes: Payload bytes of the delivered messages.
         connects: Successful connections (the first one included).
         disconnects: Connections lost after being established.
+        unhealthy_connections: Connections that ended without delivering data, or within
+            ``healthy_after`` seconds; each is followed by the backoff delay.
+        reconnect_delay_s: Backoff delay now in force: waited before the next attempt
+            after a failed attempt or an unhealthy connection (0 once data flows).
         failed_attempts: Failed connection attempts since the last success.
         oversized: Messages skipped for exceeding ``max_frame_bytes``.
         text_frames: Text messages skipped (SENSR sends binary protobuf).
@@ -346,6 +355,8 @@ class ClientStats:
     bytes: int = 0
     connects: int = 0
     disconnects: int = 0
+    unhealthy_connections: int = 0
+    reconnect_delay_s: float = 0.0
     failed_attempts: int = 0
     oversized: int = 0
     text_frames: int = 0
@@ -609,10 +620,8 @@ class SensrClient:
                 if self._give_up():
                     self._set_state(State.DISCONNECTED)
                     return
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.options.backoff_max)
+                delay = self._back_off(delay)
                 continue
-            delay = self.options.backoff_initial
             with self._sock_lock:
                 self._ws = ws
             if self._stop.is_set():
@@ -621,6 +630,7 @@ class SensrClient:
             self._ping_sent = 0.0
             self._last_ping = time.monotonic()
             self._connected(self._set_state(State.CONNECTED))
+            started, messages = time.monotonic(), self._messages()
             try:
                 self._receive(ws)
             except ConnectionClosed as exc:
@@ -644,6 +654,35 @@ class SensrClient:
                 self._lost_partial()
                 self._close(ws)
                 self._set_state(State.DISCONNECTED)
+            if self._stop.is_set():
+                break
+            lasted = time.monotonic() - started
+            if self._messages() > messages and lasted >= self.options.healthy_after:
+                delay = self.options.backoff_initial  # reconnect at once, as after an outage
+                continue
+            # Closed before any data (a proxy, a SENSR refusing another client or shutting
+            # down: often a normal close) or soon after: reconnecting at once made a storm
+            # of hundreds of connections a second.
+            with self.lock:
+                self.stats.unhealthy_connections += 1
+                count = self.stats.unhealthy_connections
+            what = ('without delivering data' if self._messages() == messages
+                    else f'after {lasted:.2f} s')
+            self._event('warn', 'unhealthy', f'{self.name}: the connection ended {what}; '
+                        f'reconnecting in {delay:.2f} s ({count} such connections so far)')
+            delay = self._back_off(delay)
+
+    def _messages(self) -> int:
+        """Messages received on this port so far, of any kind."""
+        with self.lock:
+            return self.stats.frames + self.stats.oversized + self.stats.text_frames
+
+    def _back_off(self, delay: float) -> float:
+        """Wait ``delay`` (reported as ``reconnect_delay_s``); return the next delay."""
+        with self.lock:
+            self.stats.reconnect_delay_s = delay
+        self._stop.wait(delay)
+        return min(delay * 2, self.options.backoff_max)
 
     def _give_up(self) -> bool:
         limit = self.options.max_reconnects
@@ -663,6 +702,7 @@ class SensrClient:
             now = time.time_ns()
             with self.lock:
                 self.stats.last_frame_ns = now
+                self.stats.reconnect_delay_s = 0.0
                 if frame.data is None:
                     self.stats.oversized += 1
                 elif frame.opcode == OP_TEXT:

@@ -268,6 +268,7 @@ class PortStats:
         listening: Whether the port accepts connections now.
         clients: Clients connected now (websocket handshake done).
         accepted: Clients that completed the handshake.
+        rejected: Of those, clients closed at once, without data (:meth:`Simulator.reject`).
         handshake_failures: Connections that failed the TLS or websocket handshake.
         frames_sent: Regular frames written completely (all clients).
         messages_sent: Websocket data messages written completely, including events,
@@ -285,6 +286,7 @@ class PortStats:
     listening: bool
     clients: int
     accepted: int
+    rejected: int
     handshake_failures: int
     frames_sent: int
     messages_sent: int
@@ -297,7 +299,7 @@ class PortStats:
 
 
 _COUNTERS = (
-    'accepted', 'handshake_failures', 'frames_sent', 'messages_sent', 'bytes_sent',
+    'accepted', 'rejected', 'handshake_failures', 'frames_sent', 'messages_sent', 'bytes_sent',
     'frames_dropped', 'overflows', 'injected', 'pings', 'pongs',
 )
 
@@ -718,6 +720,7 @@ class _Port:
         self.port: int | None = None
         self.clients: set[_Client] = set()  # guarded by the simulator's condition
         self.stall_until = 0.0
+        self.reject: tuple[int, str] | None = None
         self._notify = notify
         self._lock = threading.Lock()
         self._counters = dict.fromkeys(_COUNTERS, 0)
@@ -881,6 +884,11 @@ class _Client:
         registered = False
         try:
             self._handshake()
+            reject = self.port.reject
+            if reject is not None:
+                # Queued before registering: no frame can get in before the close.
+                self.close(*reject)
+                self.port.add(rejected=1)
             registered = self._sim._register(self)
             if registered:
                 self._sender.start()
@@ -1355,6 +1363,23 @@ class Simulator:
         if not self._halt.wait(down_s):
             self.bring_up(port)
 
+    def reject(self, port: str | int | None = None, code: int | None = 1000,
+               reason: str = 'SENSR simulator rejects clients') -> None:
+        """Accept new clients, then close them at once with ``code``, before any frame.
+
+        As a proxy, a SENSR that refuses another client, or one shutting down does: the
+        websocket handshake succeeds and a normal close follows. Connected clients are
+        left alone.
+
+        Args:
+            port: Role name or port number; None: all ports.
+            code: Close status code (1000: normal closure); None turns rejecting off.
+            reason: Close reason text.
+
+        """
+        for role in self._roles(port):
+            self._ports[role].reject = None if code is None else (code, reason)
+
     def stall(self, port: str | int | None, seconds: float | None) -> None:
         """Stop sending frames on a port while keeping the connections open.
 
@@ -1725,7 +1750,7 @@ class _Fault(NamedTuple):
 
 _FAULT_ACTIONS = {
     'drop': (0, 1), 'restart': (0, 2), 'stall': (2, 2), 'ignore-pings': (0, 1),
-    'inject': (2, 3),
+    'inject': (2, 3), 'reject': (0, 2),
 }
 
 
@@ -1765,6 +1790,8 @@ def _parse_fault(spec: str) -> _Fault:
             float(args[1])
         if action == 'inject' and len(args) == 3:
             int(args[2])
+        if action == 'reject' and len(args) == 2 and args[1] != 'off':
+            int(args[1])
     except ValueError as exc:
         msg = f'invalid fault {spec!r}: {exc}'
         raise ConfigError(msg) from exc
@@ -1788,6 +1815,9 @@ def _apply_fault(sim: Simulator, fault: _Fault) -> None:
         sim.stall(port, float(args[1]))
     elif fault.action == 'ignore-pings':
         sim.ignore_pings(not args or args[0] == 'on')
+    elif fault.action == 'reject':
+        code = args[1] if len(args) == 2 else '1000'
+        sim.reject(port, None if code == 'off' else int(code))
     else:
         sim.inject(port, args[1], int(args[2]) if len(args) == 3 else 1)
 
@@ -1842,7 +1872,8 @@ def _parser() -> argparse.ArgumentParser:
     add('--fault', action='append', default=[], metavar='TIME:ACTION[:ARG...]',
         help='fault at TIME seconds after start; repeatable. PORT is output, point, all or a '
              'number. Actions: drop[:PORT], restart[:PORT[:DOWN_S]], stall:PORT:SECONDS, '
-             'ignore-pings[:on|off], inject:PORT:KIND[:COUNT] with KIND in '
+             'ignore-pings[:on|off], reject[:PORT[:CODE|off]] (accept, then close at once '
+             'with CODE, default 1000), inject:PORT:KIND[:COUNT] with KIND in '
              f'{", ".join(INJECT_KINDS)}')
     return parser
 

@@ -35,7 +35,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import PointCloud2
 
-from sensr_bridge.bridge_node import BridgeNode
+from sensr_bridge.bridge_node import BridgeNode, client_stats
 from sensr_bridge.client import State
 from sensr_bridge.simulator import INJECT_KINDS, Simulator, SimulatorConfig
 
@@ -260,6 +260,42 @@ def test_server_restarts(make_sim, bridge, which):
            connects={n: stats[n].connects for n in CLIENT.values()})
     assert max(reconnect_s) < RECONNECT_LIMIT_S, reconnect_s
     assert max(client_reconnect_s) < RECONNECT_LIMIT_S, client_reconnect_s
+
+
+def test_clean_close_without_data_backs_off(make_sim, bridge):
+    """A server that accepts and closes normally (code 1000) is not reconnected at once.
+
+    Before the fix the client reconnected without delay after any connection it had
+    made: about 430 connections per second and port, the bridge busy with nothing else.
+    """
+    sim = make_sim()
+    sim.reject(None, code=1000)
+    node = bridge(sim)  # reconnect_backoff 0.1 s doubling to 0.5 s (the defaults)
+    window_s = 2.0
+    time.sleep(window_s)  # the observation window, not a synchronisation
+    ports = sim.stats().ports
+    # 0.1 + 0.2 + 0.4 + 0.5 + 0.5 s of waiting: at most 6 connections per port in 2 s.
+    assert all(ports[role].rejected <= 8 for role in CLIENT), ports
+    diagnostics = {c.name: client_stats(c) for c in node._sensr_clients}
+    for name in CLIENT.values():
+        values = diagnostics[name]
+        assert values['reconnect_delay_seconds'] == 0.5, values
+        assert values['unhealthy_connections'] >= 4, values
+        assert conn(node)[name].close_codes.get(1000, 0) >= 4
+    assert node.log.count('warning', 'ended without delivering data') >= 2
+    # Accepted again: data flows, the delay goes back to 0.
+    sim.reject(None, code=None)
+    assert wait_flowing(node, n=60)  # 1.2 s at 50 Hz: a healthy connection (healthy_after 1 s)
+    assert all(client_stats(c)['reconnect_delay_seconds'] == 0 for c in node._sensr_clients)
+    # A healthy connection lost: reconnected at once, as before the fix.
+    dropped = time.monotonic()
+    assert sim.drop_connections() == 2
+    assert sim.wait_for_clients(2, TIMEOUT)
+    reconnect_s = time.monotonic() - dropped
+    assert reconnect_s < 0.3, reconnect_s
+    report('clean_close_backoff', window_s=window_s,
+           connections={role: ports[role].rejected for role in CLIENT},
+           reconnect_after_healthy_s=round(reconnect_s, 3))
 
 
 # --- 2. stalls and half-open connections ----------------------------------------------

@@ -437,6 +437,23 @@ def test_take_down_bring_up_restart(make_sim, connect):
     assert is_regular('output', *recv(connect(sim.url('output'))))
 
 
+def test_reject_accepts_then_closes_normally_before_any_frame(make_sim, connect):
+    sim = make_sim(rate_hz=200.0)
+    live = connect(sim.url('point'))
+    assert is_regular('point', *recv(live))
+    sim.reject('point')
+    for _ in range(3):  # the handshake succeeds, a normal close comes first
+        assert recv(connect(sim.url('point')))[0] == CLOSE
+    assert read_close(connect(sim.url('point'))) == (1000, b'SENSR simulator rejects clients')
+    assert is_regular('point', *recv(live))  # connected clients are left alone
+    assert is_regular('output', *recv(connect(sim.url('output'))))  # other port untouched
+    sim.reject('point', code=None)
+    assert is_regular('point', *recv(connect(sim.url('point'))))
+    stats = sim.stats().ports
+    assert (stats['point'].accepted, stats['point'].rejected) == (6, 4)
+    assert stats['output'].rejected == 0
+
+
 def test_stall_keeps_connection_and_skips_frames(make_sim, connect):
     sim = make_sim(output_port=None)
     ws = connect(sim.url('point'))
