@@ -18,7 +18,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import PublisherEventCallbacks
@@ -29,7 +28,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String, UInt8MultiArray
 from visualization_msgs.msg import MarkerArray
 
-from sensr_bridge import cdr, cloud, decode, malloc, outputs, protocol
+from sensr_bridge import cdr, cloud, decode, malloc, outputs, parameters, protocol
 from sensr_bridge.client import ClientOptions, SensrClient
 from sensr_bridge.errors import ConfigError, DecodeError
 from sensr_bridge.lifecycle import GuardedLifecycleNode
@@ -96,9 +95,7 @@ class BridgeNode(GuardedLifecycleNode):
     def __init__(self, node_name: str = 'sensr_bridge', **kwargs: Any) -> None:
         """Declare parameters; nothing connects before activation."""
         super().__init__(node_name, **kwargs)
-        for name, default, description in PARAMETERS:
-            self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=name not in ('stats_log_period',)))
+        parameters.declare_parameters(self, PARAMETERS, writable=('stats_log_period',))
         self.counters = Counters()
         self.latency = LatencyWindow()
         self._sensr_clients: list[SensrClient] = []
@@ -120,12 +117,20 @@ class BridgeNode(GuardedLifecycleNode):
 
     def _read_parameters(self) -> dict[str, Any]:
         p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        host = p['host']
         checks = [
+            # An empty host passed configure and then failed every connect, forever.
+            (host.strip() != '', f'host {host!r} is empty: give the SENSR master host name '
+             'or address'),
+            (not any(c.isspace() or c in '/?#' for c in host),
+             f'host {host!r} is not a host name or address'),
             (p['stamp_source'] in ('sensr', 'receive'),
-             "stamp_source must be 'sensr' or 'receive'"),
+             f"stamp_source must be 'sensr' or 'receive', not {p['stamp_source']!r}"),
             (p['qos_reliability'] in ('reliable', 'best_effort'),
-             "qos_reliability must be 'reliable' or 'best_effort'"),
-            (p['sensr_version'] in ('3.0', '3.1'), "sensr_version must be '3.0' or '3.1'"),
+             f"qos_reliability must be 'reliable' or 'best_effort', not "
+             f"{p['qos_reliability']!r}"),
+            (p['sensr_version'] in ('3.0', '3.1'),
+             f"sensr_version must be '3.0' or '3.1', not {p['sensr_version']!r}"),
             (p['output_port'] or p['point_port'], 'output_port and point_port are both 0'),
             (p['qos_depth'] >= 1, 'qos_depth must be >= 1'),
             (p['decode_workers'] >= 0, 'decode_workers must be >= 0'),

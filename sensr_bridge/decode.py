@@ -64,7 +64,7 @@ class CloudOptions:
     def __post_init__(self) -> None:
         """Validate the mode."""
         if self.mode not in (MERGED, PER_TYPE):
-            msg = f"cloud mode must be '{MERGED}' or '{PER_TYPE}', not {self.mode!r}"
+            msg = f"cloud_mode must be '{MERGED}' or '{PER_TYPE}', not {self.mode!r}"
             raise ConfigError(msg)
 
     @property

@@ -22,12 +22,11 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from sensr_bridge import cdr, malloc
+from sensr_bridge import cdr, malloc, parameters
 from sensr_bridge.bag import base as bag
 from sensr_bridge.bag.queue import BatchingWriter
 from sensr_bridge.errors import BagError, ConfigError
@@ -86,6 +85,35 @@ _DURABILITY = {DurabilityPolicy.TRANSIENT_LOCAL: 'transient_local',
                DurabilityPolicy.VOLATILE: 'volatile'}
 
 
+def _check_parameters(p: dict[str, Any]) -> None:
+    """Raise a ConfigError naming the parameter and its value when one is invalid."""
+    checks = [
+        (p['subscription_depth'] >= 1,
+         f"subscription_depth must be >= 1, not {p['subscription_depth']!r}"),
+        (p['drop_policy'] in ('drop_oldest', 'drop_newest'),
+         f"drop_policy must be 'drop_oldest' or 'drop_newest', not {p['drop_policy']!r}"),
+        (p['storage'] in bag.STORAGE_IDS,
+         f"storage must be one of {', '.join(bag.STORAGE_IDS)}, not {p['storage']!r}"),
+        (p['writer_backend'] in ('auto', 'rosbag2_py', 'python'),
+         "writer_backend must be 'auto', 'rosbag2_py' or 'python', not "
+         f"{p['writer_backend']!r}"),
+        (time.strftime(p['bag_name']).strip() not in ('', '.', '..'),
+         f"bag_name {p['bag_name']!r} names no directory"),
+    ]
+    for ok, text in checks:
+        if not ok:
+            raise ConfigError(text)
+
+
+def _topic_filter(pattern: str) -> re.Pattern[str]:
+    """Compile ``topic_regex``; an invalid one is a ConfigError naming it and its value."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        msg = f'topic_regex {pattern!r} is not a valid regular expression: {exc}'
+        raise ConfigError(msg) from exc
+
+
 def message_class(type_name: str) -> type:
     """Import the Python class of a ROS message type such as ``sensor_msgs/msg/PointCloud2``."""
     package, kind, name = type_name.split('/')
@@ -113,9 +141,7 @@ class RecorderNode(GuardedLifecycleNode):
     def __init__(self, node_name: str = 'sensr_recorder', **kwargs: Any) -> None:
         """Declare parameters; nothing is opened before configure."""
         super().__init__(node_name, **kwargs)
-        for name, default, description in PARAMETERS:
-            self.declare_parameter(name, default, ParameterDescriptor(description=description,
-                                                                      read_only=True))
+        parameters.declare_parameters(self, PARAMETERS)
         self._p: dict[str, Any] = {}
         self._writer: BatchingWriter | None = None
         self._subs: dict[str, _Subscription] = {}
@@ -145,14 +171,9 @@ class RecorderNode(GuardedLifecycleNode):
         """
         p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
         try:
-            if p['subscription_depth'] < 1:
-                msg = 'subscription_depth must be >= 1'
-                raise ConfigError(msg)
-            if p['drop_policy'] not in ('drop_oldest', 'drop_newest'):
-                msg = "drop_policy must be 'drop_oldest' or 'drop_newest'"
-                raise ConfigError(msg)
+            _check_parameters(p)
             topics = [t for t in p['topics'] if t]
-            self._topic_filter = None if topics else re.compile(p['topic_regex'])
+            self._topic_filter = None if topics else _topic_filter(p['topic_regex'])
             out_dir = Path(p['output_dir']).expanduser()
             try:
                 out_dir.mkdir(parents=True, exist_ok=True)

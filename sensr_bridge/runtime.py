@@ -29,6 +29,7 @@ from rclpy.logging import get_logger
 from rclpy.signals import SignalHandlerOptions
 
 from sensr_bridge import malloc, shm
+from sensr_bridge.errors import ConfigError
 
 NodeSpec = tuple[str, Callable[..., LifecycleNode]]
 """(role, factory) of a node; the factory is called with ``context=`` only."""
@@ -99,7 +100,9 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
         progress_period: Seconds between ``on_progress`` calls.
 
     Returns:
-        Process exit code: 0 on a clean run, 1 if a node failed to start.
+        Process exit code: 0 on a clean run, 1 if a node failed to start (a
+        :class:`~sensr_bridge.errors.ConfigError` raised while creating a node, such as a
+        parameter of the wrong type, is logged in one line).
 
     """
     argv = sys.argv if args is None else args
@@ -117,11 +120,18 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
     code = 0
     try:
         for _role, factory in specs:
-            node = factory()
+            try:
+                node = factory()
+            except ConfigError as exc:
+                # A parameter of the wrong type or out of range: one line, no traceback.
+                get_logger(getattr(exc, 'logger_name', '') or 'sensr_bridge').error(str(exc))
+                code = 1
+                request.set()
+                break
             nodes.append(node)
             executor.add_node(node)
         spinner.start()
-        if not _autostart(nodes):
+        if code == 0 and not _autostart(nodes):
             code = 1
             request.set()
         if on_started is not None and code == 0:

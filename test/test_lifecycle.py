@@ -208,9 +208,13 @@ def test_bridge_cleanup_from_inactive_stops_decode_workers(ros, make_sim):
 
 
 @pytest.mark.parametrize(('params', 'message'), [
-    ({'decode_workers': -1}, 'decode_workers must be >= 0'),
+    ({'stamp_source': 'gps'}, "stamp_source must be 'sensr' or 'receive', not 'gps'"),
     ({'output_port': 0, 'point_port': 0}, 'output_port and point_port are both 0'),
-    ({'cloud_mode': 'sideways'}, "cloud mode must be 'merged' or 'per_type'"),
+    ({'cloud_mode': 'sideways'}, "cloud_mode must be 'merged' or 'per_type', not 'sideways'"),
+    # Passed configure before, then failed every connect ("hostname is invalid") forever.
+    ({'host': ''}, "host '' is empty"),
+    ({'host': '  '}, "host '  ' is empty"),
+    ({'host': 'sensr master'}, "host 'sensr master' is not a host name or address"),
 ])
 def test_bridge_configure_failure(ros, capfd, params, message):
     context, executor = ros
@@ -370,18 +374,21 @@ def _read_only_dir(tmp_path):
     return target
 
 
-@pytest.mark.parametrize('case', ['bad_policy', 'bad_bound', 'bad_regex', 'existing_bag',
+@pytest.mark.parametrize('case', ['bad_policy', 'bad_storage', 'bad_regex', 'existing_bag',
                                   'parent_is_file', 'read_only'])
 def test_recorder_configure_failure(ros, tmp_path, capfd, case):
     context, executor = ros
     out_dir = tmp_path / 'out'
     params = {}
     if case == 'bad_policy':
-        params, message = {'drop_policy': 'sometimes'}, "drop_policy must be 'drop_oldest'"
-    elif case == 'bad_bound':
-        params, message = {'batch_max_messages': 0}, 'batch_min_bytes must be > 0'
+        params, message = ({'drop_policy': 'sometimes'},
+                           "drop_policy must be 'drop_oldest' or 'drop_newest', not 'sometimes'")
+    elif case == 'bad_storage':
+        params, message = {'storage': 'tape'}, "storage must be one of sqlite3, mcap, not 'tape'"
     elif case == 'bad_regex':
-        params, message = {'topic_regex': '(['}, 'configuration rejected'
+        # Said only "unterminated character set at position 1" before: no parameter, no value.
+        params, message = ({'topic_regex': '(['}, "topic_regex '([' is not a valid regular "
+                           'expression: unterminated character set at position 1')
     elif case == 'existing_bag':
         (out_dir / 'bag').mkdir(parents=True)
         (out_dir / 'bag' / 'keep.txt').write_text('precious')

@@ -65,12 +65,12 @@ class McapWriter(BagWriter):
             msg = f'McapWriter writes mcap bags, not {options.storage_id!r}'
             raise ConfigError(msg)
         if options.max_bagfile_size or options.max_bagfile_duration:
-            msg = ('splitting mcap bags needs the rosbag2_py backend; the python mcap '
-                   'writer writes one file per bag')
+            msg = ('splitting mcap bags (max_bagfile_size, max_bagfile_duration) needs the '
+                   'rosbag2_py backend; the python mcap writer writes one file per bag')
             raise ConfigError(msg)
         if options.storage_preset_profile not in ('', 'none') or options.storage_config_uri:
-            msg = ('mcap storage presets and config files need the rosbag2_py backend; '
-                   'the python mcap writer has none')
+            msg = ('mcap storage presets and config files (storage_preset, storage_config_file) '
+                   'need the rosbag2_py backend; the python mcap writer has none')
             raise ConfigError(msg)
         self._file: McapFile | None = None
         self._channels: dict[str, int] = {}

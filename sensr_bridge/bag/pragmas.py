@@ -108,7 +108,8 @@ def preset_pragmas(preset: str) -> tuple[Pragma, ...]:
     """
     name = DEFAULT_PRESET if preset in ('', 'none') else preset
     if name not in PRESETS:
-        msg = f'unknown sqlite3 storage preset {preset!r}; valid: {preset_names()}'
+        msg = (f'unknown sqlite3 storage preset {preset!r} (storage_preset); valid: '
+               f'{preset_names()}')
         raise ConfigError(msg)
     return PRESETS[name]
 
@@ -165,7 +166,7 @@ def parse_storage_config(path: str | Path) -> list[Pragma]:
         data = yaml.safe_load(Path(path).read_text(encoding='utf-8'))
         entries = data['write']['pragmas']
     except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
-        msg = f'exception on parsing sqlite3 config file {path}: {err!r}'
+        msg = f'exception on parsing sqlite3 config file {path} (storage_config_file): {err!r}'
         raise ConfigError(msg) from err
     if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
         msg = f'sqlite3 config file {path}: write.pragmas must be a list of strings'
