@@ -235,6 +235,45 @@ def test_storage_full_stops_writing_and_closes_valid(small_fs: Path) -> None:  #
     assert read_stamps(uri) == list(range(written))
 
 
+class FullWriter(RecordingWriter):
+    """Fails its first batch as a full disk does."""
+
+    def _write_batch(self, messages) -> None:
+        raise StorageFullError('storage full while writing (test)')
+
+
+@pytest.mark.parametrize('with_callback', [True, False])
+def test_write_failure_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                        with_callback: bool) -> None:
+    """on_error reports it (the recorder, through its ROS logger); else logging does, once."""
+    writer = FullWriter(StorageOptions(tmp_path / 'bag'))
+    writer.open()
+    writer.create_topic(TOPIC)
+    errors: list[Exception] = []
+    failed = threading.Event()
+
+    def on_error(err: Exception) -> None:
+        errors.append(err)
+        failed.set()
+
+    caplog.set_level('DEBUG', logger='sensr_bridge.bag.queue')
+    queue = BatchingWriter(writer, batch_max_messages=1,
+                           on_error=on_error if with_callback else None)
+    queue.start()
+    queue.put(TOPIC.name, 0, message(0))
+    if with_callback:
+        assert failed.wait(10)
+    queue.close()  # joins the writer thread: its log record, if any, is in by now
+    assert queue.stats().error.startswith('StorageFullError')
+    records = [r for r in caplog.records if r.name == 'sensr_bridge.bag.queue']
+    if with_callback:
+        assert len(errors) == 1
+        assert records == []
+    else:
+        assert [(r.levelname, r.getMessage()) for r in records] == [
+            ('ERROR', 'bag writing stopped: storage full while writing (test)')]
+
+
 def test_invalid_settings(tmp_path: Path) -> None:
     writer = open_writer(tmp_path / 'bag')
     with pytest.raises(ConfigError, match='drop_policy'):

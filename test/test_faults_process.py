@@ -374,6 +374,12 @@ def test_disk_full_keeps_committed_bag_and_bridge_running(tmp_path):
         assert record.wait_exit(10) == 0, record.output[-4000:]
         elapsed = time.monotonic() - t0
         clean_output(record)
+        # Once, through the recorder's ROS logger (it was printed a second time before, as a
+        # bare stderr line from the writer thread's Python logging).
+        stopped = [line for line in record.output.splitlines()
+                   if 'bag writing stopped' in line]
+        assert len(stopped) == 1, stopped
+        assert re.match(r'\[ERROR\] \[[\d.]+\] \[[\w.]*sensr_recorder\]: ', stopped[0]), stopped
         result = record.wait_line(r'result: clouds_received=(\d+) clouds_published=(\d+) '
                                   r'messages_written=(\d+)', timeout=1)
         closed = record.wait_line(r'bag closed: .* written (\d+) .*dropped (\d+) '

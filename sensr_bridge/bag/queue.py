@@ -15,8 +15,9 @@ fills up, so batches grow with the load.
 
 If the writer fails (``StorageFullError``, or any other error), the thread stops
 writing: the failed batch, everything queued and every later message are counted as
-dropped with reason 'storage_full' or 'write_error', ``on_error`` is called once,
-and ``close()`` still closes the writer so the bag holds everything committed.
+dropped with reason 'storage_full' or 'write_error', ``on_error`` is called once (or,
+without one, the error is logged through :mod:`logging`), and ``close()`` still closes
+the writer so the bag holds everything committed.
 
 Drop reasons: 'queue_full' (byte bound), 'too_large' (a message larger than the
 bound), 'unknown_topic' (``create_topic`` not called), 'closed' (``put`` after
@@ -401,7 +402,10 @@ class BatchingWriter:
 
     def _fail(self, batch: list[_Item], err: Exception) -> None:
         reason = 'storage_full' if isinstance(err, StorageFullError) else 'write_error'
-        _log.error('bag writing stopped: %s', err)
+        if self._on_error is None:
+            # With on_error the owner reports it (the recorder, through its ROS logger):
+            # logging it here too printed it twice, once as a bare stderr line.
+            _log.error('bag writing stopped: %s', err)
         with self._cond:
             self._failure = reason
             self._stats.error = f'{type(err).__name__}: {err}'
