@@ -4,11 +4,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+import sqlite3
+import subprocess
+import sys
 
 import pytest
 import yaml
 
+from sensr_bridge import paths
 from sensr_bridge.bag import info, reindex
 from sensr_bridge.bag.base import StorageOptions, TopicInfo, create_writer
 
@@ -107,3 +112,47 @@ def test_reindex_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     (tmp_path / 'empty').mkdir()
     assert reindex.main([str(tmp_path / 'empty')]) == 1
     assert 'no sqlite3 bag file' in capsys.readouterr().err
+
+
+WRITE_BOTH = """
+import sys
+import os
+from pathlib import Path
+import sqlite3
+import subprocess
+import sys
+from sensr_bridge.bag.base import StorageOptions, TopicInfo, create_writer
+for storage in ('sqlite3', 'mcap'):
+    uri = Path(sys.argv[1]) / storage
+    with create_writer(StorageOptions(uri, storage_id=storage), 'python') as writer:
+        writer.create_topic(TopicInfo('/a', 'std_msgs/msg/String'))
+        writer.write_batch([('/a', 1, bytes(12))])
+print('rclpy imported' if 'rclpy' in sys.modules else 'rclpy not imported')
+"""
+
+
+@pytest.mark.parametrize('environ', ['', 'rolling'])
+def test_ros_distro_is_the_distro_not_the_package(tmp_path: Path, environ: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both writers store the ROS distro (ROS_DISTRO, else the rclpy installed's).
+
+    It was 'sensr_bridge' without ROS_DISTRO; the recorder's name is in custom_data.
+    """
+    env = {k: v for k, v in os.environ.items() if k != 'ROS_DISTRO'}
+    if environ:
+        env['ROS_DISTRO'] = environ
+    monkeypatch.delenv('ROS_DISTRO', raising=False)
+    expected = environ or paths.ros_distro()
+    assert expected in ('humble', 'jazzy', 'kilted', 'rolling'), expected
+    done = subprocess.run([sys.executable, '-c', WRITE_BOTH, str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == 'rclpy not imported'  # the writers need no ROS
+    for storage in ('sqlite3', 'mcap'):
+        uri = tmp_path / storage
+        meta = yaml.safe_load((uri / 'metadata.yaml').read_text())
+        assert meta['rosbag2_bagfile_information']['ros_distro'] == expected
+        assert f'ROS Distro:        {expected}\n' in info.format_summary(info.summarize(uri))
+    with sqlite3.connect(tmp_path / 'sqlite3' / 'sqlite3_0.db3') as conn:
+        assert conn.execute('SELECT ros_distro FROM schema').fetchall() == [(expected,)]
+    # mcap: the rosbag2 metadata record inside the file says the same.
+    assert f'ros_distro: {expected}\n'.encode() in (tmp_path / 'mcap' / 'mcap_0.mcap').read_bytes()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from sensr_bridge import paths
 from sensr_bridge.errors import BagError, StorageFullError
 
 if TYPE_CHECKING:
@@ -84,13 +85,17 @@ class FileRecord:
 
 
 def ros_distro() -> str:
-    """The distro name stored in bags, like rosbag2: $ROS_DISTRO, else 'sensr_bridge'.
+    """The distro name stored in bags (metadata.yaml, sqlite3 ``schema`` table), as rosbag2.
+
+    ``ROS_DISTRO``, else the distro of the installed rclpy (read from its package
+    metadata: the writers do not import rclpy), else ''. The recorder's own name belongs
+    in ``custom_data``, not here.
 
     Returns:
-        The name.
+        The name, e.g. 'jazzy'.
 
     """
-    return os.environ.get('ROS_DISTRO') or 'sensr_bridge'
+    return paths.ros_distro()
 
 
 def serialize_qos(qos: Sequence[QosDesc], version: int) -> str:
