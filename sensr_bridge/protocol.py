@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from enum import Enum
 import functools
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -234,6 +235,22 @@ def parse_custom(output: Message, version: SensrVersion) -> Message | None:
     return legacy
 
 
+# Print fields that hold their default (0, '', false, first enum value, empty list) too:
+# protobuf 5.26 renamed the option.
+_PRINT_DEFAULTS = {
+    ('always_print_fields_with_no_presence'
+     if 'always_print_fields_with_no_presence' in inspect.signature(
+         json_format.MessageToDict).parameters
+     else 'including_default_value_fields'): True,
+}
+
+
 def to_dict(message: Message) -> dict[str, Any]:
-    """Return a message as a JSON-ready dict with the .proto field names."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """Return a message as a JSON-ready dict with the .proto field names.
+
+    Every field is there, zeros included (proto3 leaves fields at their default out of
+    JSON: ``"points": [{}, {"x": 5.0}]`` for (0, 0) and (5, 0)), so a consumer need not
+    know proto3's defaults. Sub-messages that are not set stay out.
+    """
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     **_PRINT_DEFAULTS)
