@@ -111,7 +111,7 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
         request.install()
     malloc.keep_freed_buffers()
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-    _warn_about_stale_segments()
+    _remove_stale_segments()
     nodes: list[LifecycleNode] = []
     executor = MultiThreadedExecutor()
     stop_spinning = threading.Event()
@@ -166,12 +166,20 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
     return code
 
 
-def _warn_about_stale_segments() -> None:
-    stale = shm.stale_segments()
-    if stale:
-        get_logger('sensr_bridge').warning(
-            f'{shm.describe(stale)} of RAM in {shm.SHM_DIR} belong to DDS participants of '
-            'processes that died; `shm_clean` (or `fastdds shm clean`) frees them')
+def _remove_stale_segments() -> None:
+    """Free the shared-memory segments of DDS participants whose process died.
+
+    A participant killed with SIGKILL leaves its 268 MB segment in /dev/shm and Fast DDS
+    never reclaims it. Only segments whose owner holds no lock and that are older than
+    :data:`sensr_bridge.shm.MIN_AGE_S` go (``shm_clean``'s test), so live participants,
+    this process's own included, are safe.
+    """
+    removed = shm.remove_stale_segments()
+    if removed:
+        get_logger('sensr_bridge').info(
+            f'freed {shm.describe(removed)} of RAM in {shm.SHM_DIR}: shared-memory segments '
+            'of DDS participants whose process died (' + ', '.join(
+                s.path.name for s in removed) + ')')
 
 
 def _log_final_counters(node: LifecycleNode) -> None:
