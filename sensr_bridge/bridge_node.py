@@ -11,7 +11,9 @@ every drop is counted, logged (throttled) and reported in ``/diagnostics``.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+import functools
+import inspect
 import queue
 import threading
 import time
@@ -20,9 +22,14 @@ from typing import TYPE_CHECKING, Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_policy_name_from_kind,
+)
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String, UInt8MultiArray
@@ -34,8 +41,18 @@ from sensr_bridge.errors import ConfigError, DecodeError
 from sensr_bridge.lifecycle import GuardedLifecycleNode
 from sensr_bridge.stats import Counters, LatencyWindow, write_json
 
+try:  # Iron and newer
+    from rclpy.event_handler import PublisherEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import PublisherEventCallbacks
+
 if TYPE_CHECKING:
     from rclpy.lifecycle import LifecyclePublisher
+
+# Publisher events this rclpy has: Humble's lack matched and incompatible_type. rmw has
+# no message-lost event for publishers; deadline and liveliness-lost fire only with a
+# deadline or manual liveliness QoS, which the bridge does not offer.
+_PUBLISHER_EVENTS = frozenset(inspect.signature(PublisherEventCallbacks).parameters)
 
 OUTPUT_LABEL = 'sensr_proto.OutputMessage'
 
@@ -84,6 +101,29 @@ PARAMETERS: list[tuple[str, Any, str]] = [
 ]
 
 
+@dataclass
+class PublisherEvents:
+    """What DDS reported to one publisher about the subscriptions of its topic.
+
+    Attributes:
+        topic: The publisher's topic.
+        subscribers: Subscriptions matched now (matched event; not on Humble).
+        incompatible_qos: Subscriptions that request a QoS the publisher does not offer
+            (a reliable one against ``qos_reliability: best_effort``...): they receive
+            nothing.
+        last_incompatible_policy: The QoS policy that made the last one incompatible.
+        incompatible_type: Subscriptions of the same topic with another type (not on
+            Humble): they receive nothing.
+
+    """
+
+    topic: str
+    subscribers: int = 0
+    incompatible_qos: int = 0
+    last_incompatible_policy: str = ''
+    incompatible_type: int = 0
+
+
 class BridgeNode(GuardedLifecycleNode):
     """Lifecycle node bridging a SENSR master to ROS 2 topics.
 
@@ -112,6 +152,7 @@ class BridgeNode(GuardedLifecycleNode):
         self._p: dict[str, Any] = {}
         self._last_output_ns = 0
         self._sensr_health = ''
+        self._pub_events: dict[str, PublisherEvents] = {}
 
     # --- parameters ---------------------------------------------------------------------
 
@@ -157,6 +198,60 @@ class BridgeNode(GuardedLifecycleNode):
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._p['qos_depth'],
                           reliability=reliability)
 
+    # --- publisher events ---------------------------------------------------------------
+
+    def create_lifecycle_publisher(self, msg_type: Any, topic: str, qos_profile: Any,
+                                   **kwargs: Any) -> LifecyclePublisher:
+        """Create a lifecycle publisher whose DDS events are counted, logged and reported.
+
+        Every publisher of the bridge gets them (``publisher_events``, /diagnostics):
+        a subscription that receives nothing because its QoS or type is incompatible,
+        and the subscriptions matched; cloud publishers log each match (shows when a
+        recorder or RViz connects).
+        """
+        events = PublisherEvents(topic)
+        kwargs.setdefault('event_callbacks', self._publisher_event_callbacks(
+            events, log_matched=msg_type is PointCloud2))
+        publisher = super().create_lifecycle_publisher(msg_type, topic, qos_profile, **kwargs)
+        events.topic = publisher.topic_name
+        self._pub_events[events.topic] = events
+        return publisher
+
+    def _publisher_event_callbacks(self, events: PublisherEvents, *,
+                                   log_matched: bool) -> PublisherEventCallbacks:
+        callbacks = {'incompatible_qos': functools.partial(self._incompatible_qos, events),
+                     'incompatible_type': functools.partial(self._incompatible_type, events),
+                     'matched': functools.partial(self._matched, events, log_matched)}
+        return PublisherEventCallbacks(**{
+            kind: self.guard(f'{kind} {events.topic}', callback)
+            for kind, callback in callbacks.items() if kind in _PUBLISHER_EVENTS})
+
+    def _incompatible_qos(self, events: PublisherEvents, info: Any) -> None:
+        events.incompatible_qos += info.total_count_change
+        events.last_incompatible_policy = qos_policy_name_from_kind(info.last_policy_kind)
+        self._warn_throttled(
+            f'incompatible_qos {events.topic}',
+            f'{events.topic}: a subscription requests a QoS this publisher does not offer '
+            f'({events.last_incompatible_policy}; qos_reliability is '
+            f"{self._p.get('qos_reliability')}) and receives nothing "
+            f'({events.incompatible_qos} so far)')
+
+    def _incompatible_type(self, events: PublisherEvents, info: Any) -> None:
+        events.incompatible_type += info.total_count_change
+        self._warn_throttled(
+            f'incompatible_type {events.topic}',
+            f'{events.topic}: a subscription of another message type receives nothing '
+            f'({events.incompatible_type} so far)')
+
+    def _matched(self, events: PublisherEvents, log: bool, info: Any) -> None:
+        events.subscribers = info.current_count
+        if log:
+            self.get_logger().info(f'{events.topic}: {info.current_count} subscriber(s) matched')
+
+    def publisher_events(self) -> dict[str, dict[str, Any]]:
+        """Return the DDS events of every publisher, by topic (in ``stats_file`` too)."""
+        return {topic: asdict(events) for topic, events in list(self._pub_events.items())}
+
     # --- lifecycle ----------------------------------------------------------------------
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -179,13 +274,8 @@ class BridgeNode(GuardedLifecycleNode):
                     else list(decode.CLOUD_KEYS.values()))
             for key in keys:
                 topic = 'points' if key == 'merged' else f'points/{key}'
-                # Matched subscribers are logged: shows when a recorder or RViz connects.
-                matched = PublisherEventCallbacks(
-                    matched=lambda info, name=topic: self.get_logger().info(
-                        f'{name}: {info.current_count} subscriber(s) matched'))
                 self._cloud_pubs[key] = self.create_lifecycle_publisher(
-                    PointCloud2, topic, self._qos(), qos_overriding_options=overrides,
-                    event_callbacks=matched)
+                    PointCloud2, topic, self._qos(), qos_overriding_options=overrides)
         if p['output_port']:
             self._pubs['events'] = self.create_lifecycle_publisher(String, 'events', 50)
             self._pubs['health'] = self.create_lifecycle_publisher(String, 'health', 10)
@@ -288,7 +378,8 @@ class BridgeNode(GuardedLifecycleNode):
         """Counters, latency and connection statistics (the ``stats_file`` content)."""
         return {'counters': self.counters.snapshot(),
                 'publish_latency': asdict(self.latency.summary()),
-                'connections': {c.name: client_stats(c) for c in self._sensr_clients}}
+                'connections': {c.name: client_stats(c) for c in self._sensr_clients},
+                'publisher_events': self.publisher_events()}
 
     def stop_intake(self) -> None:
         """Stop taking frames from SENSR (the first step of a clean shutdown)."""
@@ -328,6 +419,7 @@ class BridgeNode(GuardedLifecycleNode):
             self.destroy_publisher(pub)
         self._cloud_pubs.clear()
         self._pubs.clear()
+        self._pub_events.clear()
         self._sensr_clients.clear()
 
     # --- receiving (client threads; must not block) --------------------------------------
@@ -493,7 +585,21 @@ class BridgeNode(GuardedLifecycleNode):
             array.status.append(_status(f'{self.get_name()}: SENSR health', hw,
                                         DiagnosticStatus.OK if ok else DiagnosticStatus.WARN,
                                         self._sensr_health, {}))
+        array.status.append(self._publishers_status(hw))
         self._diag_pub.publish(array)
+
+    def _publishers_status(self, hw: str) -> DiagnosticStatus:
+        """Subscriptions matched and incompatible per publisher; WARN when one gets nothing."""
+        values: dict[str, Any] = {}
+        deaf = 0
+        for topic, events in self.publisher_events().items():
+            values.update({f'{topic} {key}': value for key, value in events.items()
+                           if key != 'topic' and (key != 'last_incompatible_policy' or value)})
+            deaf += events['incompatible_qos'] + events['incompatible_type']
+        return _status(f'{self.get_name()}: publishers', hw,
+                       DiagnosticStatus.WARN if deaf else DiagnosticStatus.OK,
+                       f'{deaf} subscriptions with incompatible QoS or type receive nothing'
+                       if deaf else 'ok', values)
 
     def _log_stats(self) -> None:
         rates = self.counters.rates()

@@ -109,6 +109,100 @@ class Counters:
         return rates
 
 
+@dataclass(frozen=True)
+class LossStats:
+    """Messages of one topic lost in DDS, before a subscription could take them.
+
+    Attributes:
+        lost: Messages lost, each counted once: the larger of the two counts below,
+            which overlap (see :class:`LossCounter`).
+        lost_dds: Reported by the middleware's message-lost event.
+        lost_sequence_gap: Publication sequence numbers missing between two messages
+            taken from the same publisher.
+        publishers: Publishers (GIDs) whose sequence numbers were seen.
+
+    """
+
+    lost: int = 0
+    lost_dds: int = 0
+    lost_sequence_gap: int = 0
+    publishers: int = 0
+
+
+class LossCounter:
+    """Counts the messages of one topic that DDS lost below a subscription (thread-safe).
+
+    Two mechanisms, because each misses a real loss path. Measured with rmw_fastrtps
+    (Fast DDS 3.2 on Kilted, 2.14 on Jazzy; test/test_dds_loss.py): the message-lost
+    event reports samples that never reached the reader's history (best-effort
+    fragments or samples lost in transport; a reliable writer whose KEEP_LAST history
+    dropped samples not yet delivered, announced by a GAP), but not the samples the
+    reader's own KEEP_LAST history overwrote before the executor took them, the
+    recorder's loss when its callbacks are starved. The publication sequence numbers of
+    each publisher (rclpy's MessageInfo, Iron and newer) show both kinds, but only
+    between two messages taken from that publisher: not before the first one (a late
+    join looks the same, so it is never counted), not after the last one, and not at all
+    when nothing arrives. A loss between two taken messages is seen by both, and neither
+    says which samples it saw, so the two counts cannot be added: ``lost`` is the larger
+    one. That never counts a loss twice, and is exact whenever one mechanism saw every
+    loss (all of them for an overwritten reader history, measured equal to what the
+    publisher sent minus what was taken).
+
+    Sequence numbers are only comparable within one publisher. Kilted's MessageInfo names
+    it (``publisher_gid``); Jazzy's does not, so there gaps are counted only while exactly
+    one publisher is matched (``publishers_matched``, the subscription's matched event),
+    and each change of the publishers starts over from the next message.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing lost."""
+        self._lock = threading.Lock()
+        self._last: dict[bytes | None, int] = {}
+        self._single_publisher = False
+        self._dds = 0
+        self._gap = 0
+
+    def message_lost(self, count: int) -> None:
+        """Add ``count`` messages the middleware reported lost (``total_count_change``)."""
+        with self._lock:
+            self._dds += max(0, count)
+
+    def publishers_matched(self, count: int) -> None:
+        """Note the publishers matched now (for messages that do not name theirs)."""
+        with self._lock:
+            self._single_publisher = count == 1
+            self._last.pop(None, None)
+
+    def sequence(self, publisher: bytes | None, number: int) -> int:
+        """Note a taken message's publication sequence number.
+
+        Args:
+            publisher: The publisher's GID; None when the message info has none.
+            number: Its publication sequence number (consecutive per publisher).
+
+        Returns:
+            Messages newly found missing before this one (0 in the normal case).
+
+        """
+        with self._lock:
+            if publisher is None and not self._single_publisher:
+                return 0
+            last = self._last.get(publisher)
+            if last is not None and number <= last:
+                return 0  # reordered or repeated: neither loses anything
+            self._last[publisher] = number
+            if last is None or number == last + 1:
+                return 0
+            missing = number - last - 1
+            self._gap += missing
+            return missing
+
+    def snapshot(self) -> LossStats:
+        """Return the counts."""
+        with self._lock:
+            return LossStats(max(self._dds, self._gap), self._dds, self._gap, len(self._last))
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as JSON atomically (a reader never sees half a file).
 
