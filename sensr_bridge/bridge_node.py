@@ -379,7 +379,8 @@ class BridgeNode(GuardedLifecycleNode):
         return {'counters': self.counters.snapshot(),
                 'publish_latency': asdict(self.latency.summary()),
                 'connections': {c.name: client_stats(c) for c in self._sensr_clients},
-                'publisher_events': self.publisher_events()}
+                'publisher_events': self.publisher_events(),
+                'callback_errors': dict(self.callback_errors)}
 
     def stop_intake(self) -> None:
         """Stop taking frames from SENSR (the first step of a clean shutdown)."""
@@ -621,6 +622,7 @@ def client_stats(client: SensrClient) -> dict[str, Any]:
                 'bytes': s.bytes, 'connects': s.connects, 'disconnects': s.disconnects,
                 'failed_attempts': s.failed_attempts,
                 'unhealthy_connections': s.unhealthy_connections,
+        array.status.append(self.callbacks_status(hw))
                 'reconnect_delay_seconds': round(s.reconnect_delay_s, 3),
                 'oversized_frames': s.oversized,
                 'text_frames': s.text_frames, 'overflow_closes': s.overflow_closes,

@@ -23,6 +23,7 @@ import functools
 import traceback
 from typing import Any, TypeVar
 
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 
 TRANSITION_CALLBACKS = ('on_configure', 'on_activate', 'on_deactivate', 'on_cleanup',
@@ -78,6 +79,16 @@ class GuardedLifecycleNode(LifecycleNode):
         logger = self.get_logger()
         logger.error(f'{name} failed: {type(exc).__name__}: {exc}')
         logger.debug(''.join(traceback.format_exception(exc)))
+
+    def callbacks_status(self, hardware_id: str) -> DiagnosticStatus:
+        """Return the ``/diagnostics`` status of the exceptions caught (ERROR when any)."""
+        errors = sum(self.callback_errors.values())
+        return DiagnosticStatus(
+            level=DiagnosticStatus.ERROR if errors else DiagnosticStatus.OK,
+            name=f'{self.get_name()}: callbacks', hardware_id=hardware_id,
+            message=f'{errors} callback exceptions' if errors else 'ok',
+            values=[KeyValue(key=name, value=str(count))
+                    for name, count in sorted(self.callback_errors.items())])
 
     def guard(self, name: str, callback: _F, *, result_arg: int | None = None) -> _F:
         """Return ``callback`` wrapped so that its exceptions are logged and counted.

@@ -468,7 +468,8 @@ class RecorderNode(GuardedLifecycleNode):
             write_json(self._p['stats_file'], {
                 'bag': str(self._bag_path), 'queue': asdict(queue_stats),
                 'bag_stats': asdict(self.final_stats),
-                'lost': {name: asdict(s) for name, s in self.final_loss.items()}})
+                'lost': {name: asdict(s) for name, s in self.final_loss.items()},
+                'callback_errors': dict(self.callback_errors)})
         return self.final_stats
 
     # --- statistics ---------------------------------------------------------------------
@@ -540,6 +541,7 @@ class RecorderNode(GuardedLifecycleNode):
             level=level, name=f'{self.get_name()}: writer', hardware_id=str(self._bag_path),
             message=stats.error or 'ok',
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
+        array.status.append(self.callbacks_status(str(self._bag_path)))
         self._diag_pub.publish(array)
 
 

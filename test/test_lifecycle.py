@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticStatus
 import psutil
 import pytest
 import rclpy
@@ -495,6 +496,9 @@ def test_callback_exceptions_are_logged_counted_and_survived(ros, capfd):
     assert node.trigger_activate() == TransitionCallbackReturn.ERROR
     assert state(node) == 'unconfigured'
     assert node.callback_errors['on_activate'] == 1
+    status = node.callbacks_status('hw')
+    assert status.level == DiagnosticStatus.ERROR
+    assert {v.key for v in status.values} >= {'on_activate', 'timer _boom'}
     err = capfd.readouterr().err
     assert err.count('on_activate failed: RuntimeError: cannot open the widget') == 1
     assert 'timer _boom failed: ValueError: bad frame' in err
