@@ -12,6 +12,7 @@ import pytest
 from rosbags.rosbag2 import Reader
 from test_bag_sqlite3 import small_fs  # noqa: F401  (fixture)
 
+from sensr_bridge.bag import queue as queue_module
 from sensr_bridge.bag.base import StorageOptions, TopicInfo
 from sensr_bridge.bag.queue import BatchingWriter
 from sensr_bridge.bag.sqlite3_writer import Sqlite3Writer
@@ -242,8 +243,25 @@ class FullWriter(RecordingWriter):
         raise StorageFullError('storage full while writing (test)')
 
 
+class LogSpy:
+    """Stands in for the queue module's logger: records each call.
+
+    Not caplog: with launch_testing's pytest plugin loaded (the ROS 2 stack), loggers
+    created afterwards do not propagate to the root logger caplog listens on.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def error(self, msg: str, *args: object) -> None:
+        self.lines.append(('ERROR', msg % args))
+
+    def exception(self, msg: str, *args: object) -> None:
+        self.lines.append(('EXCEPTION', msg % args))
+
+
 @pytest.mark.parametrize('with_callback', [True, False])
-def test_write_failure_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+def test_write_failure_is_reported_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         with_callback: bool) -> None:
     """on_error reports it (the recorder, through its ROS logger); else logging does, once."""
     writer = FullWriter(StorageOptions(tmp_path / 'bag'))
@@ -256,7 +274,8 @@ def test_write_failure_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptur
         errors.append(err)
         failed.set()
 
-    caplog.set_level('DEBUG', logger='sensr_bridge.bag.queue')
+    log = LogSpy()
+    monkeypatch.setattr(queue_module, '_log', log)
     queue = BatchingWriter(writer, batch_max_messages=1,
                            on_error=on_error if with_callback else None)
     queue.start()
@@ -265,13 +284,11 @@ def test_write_failure_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptur
         assert failed.wait(10)
     queue.close()  # joins the writer thread: its log record, if any, is in by now
     assert queue.stats().error.startswith('StorageFullError')
-    records = [r for r in caplog.records if r.name == 'sensr_bridge.bag.queue']
     if with_callback:
         assert len(errors) == 1
-        assert records == []
+        assert log.lines == []
     else:
-        assert [(r.levelname, r.getMessage()) for r in records] == [
-            ('ERROR', 'bag writing stopped: storage full while writing (test)')]
+        assert log.lines == [('ERROR', 'bag writing stopped: storage full while writing (test)')]
 
 
 def test_invalid_settings(tmp_path: Path) -> None:
