@@ -5,16 +5,23 @@
 Arguments (``ros2 launch sensr_bridge record.launch.py -s`` lists them): host, output_port,
 point_port, output_dir, storage (sqlite3|mcap), storage_preset, storage_config_file,
 max_bagfile_duration, max_bagfile_size, params_file, namespace, simulate, sim_points,
-sim_rate, composed, rviz.
+sim_rate, composed, rviz (true, false, auto).
 
 Everything is computed by :mod:`sensr_bridge.launch_support` (tested without launch);
 this file maps its plan onto launch actions. Separate processes are started as lifecycle
 nodes and brought up in order by ChangeState events on OnStateTransition: recorder
-configured, bridge configured, recorder active, then bridge active, so the bag misses
-nothing at the start. composed:=true runs both nodes in one process instead.
+configured, bridge configured, recorder active, then, once the launch's ROS graph shows
+the recorder subscribed to the bridge's topics, bridge active, so the bag misses nothing
+at the start. composed:=true runs both nodes in one process instead.
+A failed transition, or a process exiting with an error, stops the launch with one line
+naming the node and its error, and a non-zero exit (raising is the only way launch has
+to fail a run). Every process starts under the plan's orphan guard.
 Only APIs present with the same signature in Humble, Jazzy and Kilted are used
 (LifecycleNode always gets a namespace; no ``autostart`` argument, which Humble lacks).
 """
+
+import shlex
+import time
 
 from launch.actions import (
     DeclareLaunchArgument,
@@ -24,12 +31,15 @@ from launch.actions import (
     OpaqueFunction,
     RegisterEventHandler,
     SetEnvironmentVariable,
-    Shutdown,
+    TimerAction,
 )
+from launch.event_handlers import OnProcessIO
 from launch.events import matches_action
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
+from launch_ros.ros_adapters import get_ros_node
 from lifecycle_msgs.msg import Transition
 
 from launch import LaunchDescription
@@ -49,16 +59,42 @@ def generate_launch_description():
     ])
 
 
-def process(spec):
-    return ExecuteProcess(cmd=list(spec.cmd), name=spec.name, output='screen',
-                          sigterm_timeout=str(spec.sigterm_timeout))
+def node_prefix(plan):
+    # A prefix given here replaces ros2 launch's --launch-prefix: keep it after the guard.
+    if not plan.guard:
+        return None
+    return [shlex.join(plan.guard), ' ', LaunchConfiguration('launch-prefix', default='')]
 
 
-def lifecycle_node(spec, namespace):
+def on_exit(name, errors):
+    """Stop the launch, with an error line, when a process exits with an error."""
+    def exited(event, context):
+        if launch_support.exit_is_failure(event.returncode, shutting_down=context.is_shutdown):
+            raise RuntimeError(launch_support.exit_failure(name, event.returncode,
+                                                           errors.last(name)))
+    return exited
+
+
+def capture(action, name, errors):
+    return RegisterEventHandler(OnProcessIO(
+        target_action=action, on_stdout=lambda event: errors.feed(name, event.text),
+        on_stderr=lambda event: errors.feed(name, event.text, stderr=True)))
+
+
+def process(spec, plan, errors):
+    action = ExecuteProcess(cmd=[*plan.guard, *spec.cmd], name=spec.name, output='screen',
+                            sigterm_timeout=str(spec.sigterm_timeout),
+                            on_exit=on_exit(spec.name, errors))
+    return [capture(action, spec.name, errors), action]
+
+
+def lifecycle_node(spec, plan, errors):
     return LifecycleNode(package=launch_support.PACKAGE, executable=spec.executable,
-                         name=spec.name, namespace=namespace, output='screen',
-                         parameters=list(spec.parameters),
-                         sigterm_timeout=str(spec.sigterm_timeout))
+                         exec_name=spec.executable, name=spec.name,
+                         namespace=plan.namespace, output='screen',
+                         parameters=list(spec.parameters), prefix=node_prefix(plan),
+                         sigterm_timeout=str(spec.sigterm_timeout),
+                         on_exit=on_exit(spec.name, errors))
 
 
 def change_state(node, transition):
@@ -66,34 +102,72 @@ def change_state(node, transition):
                                        transition_id=TRANSITIONS[transition]))
 
 
+def failed(context, name, start_state, goal_state, errors):
+    raise RuntimeError(launch_support.lifecycle_failure(name, start_state, goal_state,
+                                                        errors.last(name)))
+
+
+def graph_topics(query, name, namespace):
+    try:
+        return [topic for topic, _ in query(name, namespace)]
+    except RuntimeError:  # NodeNameNonExistentError: not in the graph yet
+        return []
+
+
+def when_recorded(context, wait, namespace, request):
+    """Emit ``request`` once the recorder subscribed to the bridge's topics (RecorderWait)."""
+    node = get_ros_node(context)
+    verdict = wait.update(
+        time.monotonic(),
+        graph_topics(node.get_publisher_names_and_types_by_node,
+                     launch_support.BRIDGE_NAME, namespace),
+        graph_topics(node.get_subscriber_names_and_types_by_node,
+                     launch_support.RECORDER_NAME, namespace))
+    if verdict is None:
+        return [TimerAction(period=launch_support.RECORDER_WAIT_POLL_S, actions=[
+            OpaqueFunction(function=when_recorded, args=[wait, namespace, request])])]
+    return [LogInfo(msg=verdict), request] if verdict else [request]
+
+
 def start(context):
     plan = launch_support.record_plan(context.launch_configurations)
+    # Before any process starts: launch leaves running what it started before a failure.
+    launch_support.check_installed(plan)
+    errors = launch_support.ProcessErrors()
     actions = [SetEnvironmentVariable(name, value) for name, value in plan.environment.items()]
     actions += [LogInfo(msg=note) for note in plan.notes]
     if plan.simulator is not None:
-        actions.append(process(plan.simulator))
+        actions += process(plan.simulator, plan, errors)
     if plan.composed is not None:
-        actions.append(process(plan.composed))
+        actions += process(plan.composed, plan, errors)
     else:
-        nodes = {'bridge': lifecycle_node(plan.bridge, plan.namespace),
-                 'recorder': lifecycle_node(plan.recorder, plan.namespace)}
-        actions += nodes.values()
-        for node, start_state, goal_state in launch_support.LIFECYCLE_FAILURES:
-            reason = f'{node} failed to leave {start_state} (now {goal_state})'
+        specs = {'bridge': plan.bridge, 'recorder': plan.recorder}
+        nodes = {key: lifecycle_node(spec, plan, errors) for key, spec in specs.items()}
+        for key, node in nodes.items():
+            actions += [capture(node, specs[key].name, errors), node]
+        for key, start_state, goal_state in launch_support.LIFECYCLE_FAILURES:
             actions.append(RegisterEventHandler(OnStateTransition(
-                target_lifecycle_node=nodes[node], start_state=start_state,
-                goal_state=goal_state, entities=[Shutdown(reason=reason)])))
+                target_lifecycle_node=nodes[key], start_state=start_state,
+                goal_state=goal_state, entities=[OpaqueFunction(function=failed, args=[
+                    specs[key].name, start_state, goal_state, errors])])))
         for step in plan.lifecycle:
             if step.after is not None:
                 after_node, start_state, goal_state = step.after
+                request = change_state(nodes[step.node], step.transition)
+                if step.wait_for_recorder:
+                    request = OpaqueFunction(function=when_recorded, args=[
+                        launch_support.RecorderWait(plan.namespace), '/' + plan.namespace,
+                        request])
                 actions.append(RegisterEventHandler(OnStateTransition(
                     target_lifecycle_node=nodes[after_node], start_state=start_state,
-                    goal_state=goal_state,
-                    entities=[change_state(nodes[step.node], step.transition)])))
+                    goal_state=goal_state, entities=[request])))
         # Every handler is registered before the event that starts the chain.
         actions += [change_state(nodes[step.node], step.transition)
                     for step in plan.lifecycle if step.after is None]
     if plan.rviz_config is not None:
-        actions.append(Node(package='rviz2', executable='rviz2', name='rviz2',
-                            arguments=['-d', plan.rviz_config], output='screen'))
+        actions.append(Node(package=launch_support.RVIZ_PACKAGE,
+                            executable=launch_support.RVIZ_EXECUTABLE, name='rviz2',
+                            exec_name=launch_support.RVIZ_EXECUTABLE,
+                            arguments=['-d', plan.rviz_config], output='screen',
+                            prefix=node_prefix(plan)))
     return actions

@@ -14,10 +14,21 @@ every node), then the launch arguments that are set (an empty argument sets noth
 
 Lifecycle (separate processes): the recorder is configured first (it opens the bag),
 then the bridge (it creates its publishers), then the recorder is activated (it
-subscribes to what the bridge publishes), and only once the recorder is active is the
-bridge activated (it connects to SENSR), so the bag starts with the first frame. A
-failed configure or activate shuts the launch down. Shutdown needs no transitions:
-SIGINT/SIGTERM make each process drain and close (:mod:`sensr_bridge.runtime`).
+subscribes to what the bridge publishes), and only once the recorder has subscribed to
+the bridge's topics (:class:`RecorderWait`) is the bridge activated (it connects to
+SENSR), so the bag starts with the first frame. A failed configure or activate stops
+the launch with the node's error in one line and a non-zero exit; so does a process of
+the launch that exits with an error. Shutdown needs no transitions: SIGINT/SIGTERM make
+each process drain and close (:mod:`sensr_bridge.runtime`).
+
+No launch path leaves a process behind: everything that can fail (arguments, files,
+executables, RViz) is checked before the first process starts (:func:`check_installed`),
+and every process starts under :func:`orphan_guard`, which hands it SIGTERM should the
+launch process die without stopping it (an exception inside launch, SIGTERM or SIGKILL
+of ``ros2 launch``).
+
+RViz (``rviz:=auto``, the default of ``bridge.launch.py``) starts only where rviz2 is
+installed; ``rviz:=true`` without rviz2 fails before anything starts.
 
 ``python -m sensr_bridge.launch_support`` is the process of ``composed:=true``: both
 nodes in one process, with the same node classes and :func:`sensr_bridge.runtime.run_nodes`
@@ -27,13 +38,15 @@ as the ``bridge_node`` and ``recorder_node`` executables.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 import json
 import math
 import os
 from pathlib import Path
 import re
+import shutil
+import signal
 import sys
 from typing import Any
 
@@ -49,6 +62,8 @@ RECORDER_NAME = 'sensr_recorder'
 """Node name of the recorder (its default in :class:`~sensr_bridge.recorder_node.RecorderNode`)."""
 DEFAULT_NAMESPACE = 'sensr'
 RVIZ_CONFIG = 'sensr.rviz'
+RVIZ_PACKAGE = 'rviz2'
+RVIZ_EXECUTABLE = 'rviz2'
 
 # launch sends SIGINT, then SIGTERM after sigterm_timeout, then SIGKILL after a further
 # sigkill_timeout (5 s by default). The nodes treat SIGTERM like SIGINT, so only SIGKILL
@@ -99,6 +114,9 @@ _COMMON = (
     Argument('sim_rate', '10.0', 'simulator: frames per second'),
 )
 
+_RVIZ_HELP = ('start RViz with config/sensr.rviz: true, false, or auto (where rviz2 is '
+              'installed; true without rviz2 fails before anything starts)')
+
 RECORD_ARGUMENTS: tuple[Argument, ...] = (
     *_COMMON,
     Argument('output_dir', '', 'directory in which bags are created (unset: params_file, '
@@ -115,13 +133,13 @@ RECORD_ARGUMENTS: tuple[Argument, ...] = (
              'params_file, else 0)'),
     Argument('composed', 'false', 'bridge and recorder in one process (no lifecycle '
              'events: the process configures and activates them in order)'),
-    Argument('rviz', 'false', 'start RViz with config/sensr.rviz'),
+    Argument('rviz', 'false', _RVIZ_HELP),
 )
 """Arguments of ``record.launch.py``."""
 
 BRIDGE_ARGUMENTS: tuple[Argument, ...] = (
     *_COMMON,
-    Argument('rviz', 'true', 'start RViz with config/sensr.rviz'),
+    Argument('rviz', 'auto', _RVIZ_HELP),
 )
 """Arguments of ``bridge.launch.py``."""
 
@@ -169,21 +187,25 @@ class Step:
         transition: 'configure' or 'activate'.
         after: ``(node, start_state, goal_state)`` of the state transition that triggers
             the request (labels as in ``lifecycle_msgs/TransitionEvent``); None: at start.
+        wait_for_recorder: Request it only once the recorder has subscribed to the
+            bridge's topics (:class:`RecorderWait`), not at once.
 
     """
 
     node: str
     transition: str
     after: tuple[str, str, str] | None
+    wait_for_recorder: bool = False
 
 
 LIFECYCLE_STEPS: tuple[Step, ...] = (
     Step('recorder', 'configure', None),
     Step('bridge', 'configure', ('recorder', 'configuring', 'inactive')),
     Step('recorder', 'activate', ('bridge', 'configuring', 'inactive')),
-    Step('bridge', 'activate', ('recorder', 'activating', 'active')),
+    Step('bridge', 'activate', ('recorder', 'activating', 'active'), wait_for_recorder=True),
 )
-"""The start order: recorder configured, bridge configured, recorder active, bridge active."""
+"""The start order: recorder configured, bridge configured, recorder active (and subscribed
+to the bridge's topics), bridge active."""
 
 LIFECYCLE_FAILURES: tuple[tuple[str, str, str], ...] = tuple(
     (node, start, goal) for node in ('recorder', 'bridge')
@@ -205,8 +227,9 @@ class Plan:
         composed: Bridge and recorder in one process (composed:=true), else None.
         lifecycle: Transition requests driving ``bridge`` and ``recorder`` (lifecycle
             nodes); empty when the nodes start themselves.
-        rviz_config: RViz config file (rviz:=true), else None.
+        rviz_config: RViz config file (rviz:=true, or auto with rviz2 installed), else None.
         notes: Lines to log at the start.
+        guard: Command prefix of every process (:func:`orphan_guard`).
 
     """
 
@@ -219,6 +242,7 @@ class Plan:
     lifecycle: tuple[Step, ...] = ()
     rviz_config: str | None = None
     notes: tuple[str, ...] = ()
+    guard: tuple[str, ...] = ()
 
 
 def _value(values: Mapping[str, str], name: str, arguments: Sequence[Argument]) -> str:
@@ -364,30 +388,311 @@ def _parameters(params_file: str | None, overrides: dict[str, Any]) -> tuple[Any
     return ((params_file,) if params_file else ()) + (overrides,)
 
 
-def _rviz(values: Mapping[str, str], arguments: Sequence[Argument]) -> str | None:
-    if not parse_flag(_value(values, 'rviz', arguments), 'rviz'):
+def find_executable(package: str, executable: str) -> str | None:
+    """Locate an executable of a package the way launch_ros's ``Node`` does.
+
+    Args:
+        package: Package name, looked up in the ament index (``AMENT_PREFIX_PATH``).
+        executable: Executable in the package's ``lib/<package>`` directory.
+
+    Returns:
+        Its path, or None when the package or the executable is not installed.
+
+    """
+    try:
+        from ament_index_python.packages import get_package_prefix
+    except ImportError:  # no ament index: launch_ros would not find it either
         return None
-    return str(paths.config_dir() / RVIZ_CONFIG)
+    try:
+        prefix = get_package_prefix(package)
+    except (LookupError, ValueError, OSError):  # not found; OSError: no AMENT_PREFIX_PATH
+        return None
+    return shutil.which(executable, path=str(Path(prefix) / 'lib' / package))
 
 
-def record_plan(values: Mapping[str, str], *, python: str = sys.executable) -> Plan:
+def rviz_installed() -> bool:
+    """Tell whether RViz can be started (``rviz2`` of package rviz2 in the ament index)."""
+    return find_executable(RVIZ_PACKAGE, RVIZ_EXECUTABLE) is not None
+
+
+_RVIZ_MISSING = f"rviz2 is not installed (no package '{RVIZ_PACKAGE}' with an executable " \
+                f"'{RVIZ_EXECUTABLE}' in the ament index)"
+
+
+def _rviz_package() -> str:
+    return f"ros-{os.environ.get('ROS_DISTRO') or '<distro>'}-rviz2"
+
+
+def _rviz(values: Mapping[str, str], arguments: Sequence[Argument],
+          installed: bool | None) -> tuple[str | None, tuple[str, ...]]:
+    """Decide on RViz: its config file (None: not started) and the notes to log.
+
+    Raises:
+        ConfigError: rviz:=true without rviz2, or a value other than true, false, auto.
+
+    """
+    text = _value(values, 'rviz', arguments)
+    wanted = None
+    if text.lower() != 'auto':
+        try:
+            wanted = parse_flag(text, 'rviz')
+        except ConfigError:
+            msg = f'launch argument rviz must be true, false or auto, not {text!r}'
+            raise ConfigError(msg) from None
+    if wanted is False:
+        return None, ()
+    if installed is None:
+        installed = rviz_installed()
+    if installed:
+        return str(paths.config_dir() / RVIZ_CONFIG), ()
+    if wanted:
+        msg = (f'rviz:=true, but {_RVIZ_MISSING}: install {_rviz_package()} or launch with '
+               'rviz:=false; nothing was started')
+        raise ConfigError(msg)
+    return None, (f'RViz not started: {_RVIZ_MISSING}; install {_rviz_package()} to view the '
+                  'topics (rviz:=false skips RViz without this note)',)
+
+
+def check_installed(plan: Plan, find: Callable[[str, str], str | None] = find_executable,
+                    ) -> None:
+    """Check that every executable the plan starts through the ament index is installed.
+
+    launch_ros looks executables up only when it starts a node; one that is missing
+    then makes launch fail after the nodes before it have started, and launch leaves
+    those running. The launch files call this before returning any action.
+
+    Args:
+        plan: What the launch file is about to start.
+        find: Executable lookup (:func:`find_executable`).
+
+    Raises:
+        ConfigError: Naming each missing executable.
+
+    """
+    wanted = [(PACKAGE, node.executable) for node in (plan.bridge, plan.recorder)
+              if node is not None]
+    if plan.rviz_config is not None:
+        wanted.append((RVIZ_PACKAGE, RVIZ_EXECUTABLE))
+    missing = [f'{package}/{executable}' for package, executable in wanted
+               if find(package, executable) is None]
+    if missing:
+        msg = (f"not installed: {', '.join(missing)} (launch_ros finds executables through "
+               'the ament index: build the workspace with colcon and source its '
+               'install/setup.bash); nothing was started')
+        raise ConfigError(msg)
+
+
+# Run by the orphan guard before it becomes the real process (execvp keeps the PID and
+# the parent-death signal): PR_SET_PDEATHSIG (1) makes the kernel send SIGTERM when the
+# launch process dies; had it died already before prctl, the process does not start.
+_GUARD_CODE = ('import ctypes, os, signal, sys\n'
+               'ctypes.CDLL(None).prctl(1, signal.SIGTERM)\n'
+               'if os.getppid() != int(sys.argv[1]):\n'
+               '    sys.exit("the launch process is gone: not starting " + sys.argv[2])\n'
+               'os.execvp(sys.argv[2], sys.argv[2:])')
+
+
+def orphan_guard(parent: int | None = None, python: str = sys.executable) -> tuple[str, ...]:
+    """Command prefix that stops a process when its launch process dies.
+
+    launch stops its processes on every path it controls, but not when it dies itself
+    or gives up: an exception inside launch while starting actions leaves the processes
+    already started running (ros2/launch: their futures are lost), and SIGTERM or
+    SIGKILL of ``ros2 launch`` ends launch without stopping them (ros2/launch#666). An
+    orphaned lifecycle node then answers the next launch's transition requests under
+    the same name. Under this prefix the kernel sends such a process SIGTERM (which the
+    nodes of this package, like SIGINT, answer with a clean drain and exit) as soon as
+    the launch process is gone. Linux only (``prctl``); elsewhere no prefix.
+
+    Args:
+        parent: PID of the launch process (default: this process, which runs launch).
+        python: Interpreter running the prefix.
+
+    Returns:
+        The prefix: ``python -I -S -c CODE PARENT`` followed by the command.
+
+    """
+    if not sys.platform.startswith('linux'):
+        return ()
+    return (python, '-I', '-S', '-c', _GUARD_CODE, str(os.getpid() if parent is None else parent))
+
+
+RECORDER_WAIT_QUIET_S = 1.0
+"""Seconds without a new subscription after which the recorder counts as subscribed."""
+RECORDER_WAIT_TIMEOUT_S = 15.0
+"""Longest wait for the recorder's subscriptions before the bridge is activated anyway."""
+RECORDER_WAIT_POLL_S = 0.1
+"""Seconds between two looks at the ROS graph while waiting."""
+
+
+class RecorderWait:
+    """When to activate the bridge: once the recorder subscribed to what it publishes.
+
+    The recorder subscribes, when activated and then every ``discovery_period``, to the
+    topics its ROS graph shows. Between two processes that have just started, DDS
+    discovery takes a second or two, so a bridge activated as soon as the recorder is
+    active publishes its first clouds before the recorder has subscribed (measured with
+    ``record.launch.py simulate:=true``: 17 of the first 48 clouds missing from the
+    bag). The launch file feeds this, every :data:`RECORDER_WAIT_POLL_S`, with the
+    topics the launch process's graph shows the bridge publishing and the recorder
+    subscribed to. Ready when the recorder subscribed to every topic of the bridge in
+    the namespace, or to some of them (``topics``/``topic_regex`` may exclude the rest)
+    with no new one for :data:`RECORDER_WAIT_QUIET_S`; after
+    :data:`RECORDER_WAIT_TIMEOUT_S` the bridge is activated anyway, with a note.
+    """
+
+    def __init__(self, namespace: str, *, quiet_s: float = RECORDER_WAIT_QUIET_S,
+                 timeout_s: float = RECORDER_WAIT_TIMEOUT_S) -> None:
+        """Wait for the subscriptions in ``namespace`` (without slashes)."""
+        self._prefix = f'/{namespace.strip("/")}/'
+        self._quiet_s = quiet_s
+        self._timeout_s = timeout_s
+        self._start: float | None = None
+        self._changed = 0.0
+        self._taken: set[str] = set()
+
+    def _data(self, topics: Iterable[str]) -> set[str]:
+        # Lifecycle transition events are not data (the recorder leaves them out too).
+        return {t for t in topics
+                if t.startswith(self._prefix) and not t.endswith('/transition_event')}
+
+    def update(self, now: float, bridge_topics: Iterable[str],
+               recorder_topics: Iterable[str]) -> str | None:
+        """Look at the graph once.
+
+        Args:
+            now: Monotonic time, seconds.
+            bridge_topics: Topics the bridge publishes.
+            recorder_topics: Topics the recorder subscribed to.
+
+        Returns:
+            None: keep waiting; '': activate the bridge; other text: activate the
+            bridge, logging the text (the wait timed out).
+
+        """
+        if self._start is None:
+            self._start = self._changed = now
+        offered = self._data(bridge_topics)
+        taken = self._data(recorder_topics) & offered
+        if taken != self._taken:
+            self._taken, self._changed = taken, now
+        if offered and taken == offered:
+            return ''
+        if taken and now - self._changed >= self._quiet_s:
+            return ''
+        if now - self._start >= self._timeout_s:
+            missing = ', '.join(sorted(offered - taken)) or "the bridge's topics"
+            return (f'the recorder has not subscribed to {missing} within '
+                    f'{self._timeout_s:g} s: activating the bridge anyway (what it '
+                    'publishes before the recorder subscribes is not recorded)')
+        return None
+
+
+_ROS_LOG_LINE = re.compile(r'\[(DEBUG|INFO|WARN|ERROR|FATAL)\] \[[^\]]*\] \[[^\]]*\]: (.*)')
+
+
+class ProcessErrors:
+    """The last error each process printed: the reason named when it stops the launch.
+
+    The launch files feed it the output of their processes; a failed transition or an
+    exit with an error is then reported in one line that says why, instead of a bare
+    "shutting down" after the node's own log.
+    """
+
+    def __init__(self) -> None:
+        """Start with no errors."""
+        self._logged: dict[str, str] = {}
+        self._stderr: dict[str, str] = {}
+
+    def feed(self, name: str, data: bytes | str, *, stderr: bool = False) -> None:
+        """Take output of process ``name``: its last ERROR/FATAL log line is kept.
+
+        Other lines on stderr that are not ROS log lines (a Python traceback's last
+        line, say) are kept as the fallback.
+        """
+        text = data.decode(errors='replace') if isinstance(data, bytes) else data
+        for raw in text.splitlines():
+            line = raw.strip()
+            match = _ROS_LOG_LINE.search(line)
+            if match is not None:
+                if match.group(1) in ('ERROR', 'FATAL'):
+                    self._logged[name] = match.group(2).strip()
+            elif stderr and line:
+                self._stderr[name] = line
+
+    def last(self, name: str) -> str | None:
+        """The last error of process ``name`` (None: it printed none)."""
+        return self._logged.get(name) or self._stderr.get(name)
+
+
+_FAILED_TRANSITIONS = {
+    ('configuring', 'unconfigured'): 'failed to configure',
+    ('configuring', 'errorprocessing'): 'raised an error while configuring',
+    ('activating', 'inactive'): 'failed to activate',
+    ('activating', 'errorprocessing'): 'raised an error while activating',
+}
+
+
+def lifecycle_failure(name: str, start_state: str, goal_state: str,
+                      error: str | None) -> str:
+    """The line that stops the launch when a node failed a transition.
+
+    Args:
+        name: Node name.
+        start_state: ``start_state`` label of the TransitionEvent.
+        goal_state: ``goal_state`` label of the TransitionEvent.
+        error: The node's last error line (:class:`ProcessErrors`), if any.
+
+    Returns:
+        One line: which node, which transition, and why.
+
+    """
+    what = _FAILED_TRANSITIONS.get((start_state, goal_state),
+                                   f'went from {start_state} to {goal_state}')
+    return f'{name} {what}: {error or "see its log above"}; stopping the launch'
+
+
+def exit_is_failure(returncode: int | None, *, shutting_down: bool) -> bool:
+    """Tell whether a process's exit code is an error that must fail the launch.
+
+    0 never is. While the launch shuts down, death by the SIGINT or SIGTERM it sent is
+    not either (a process still starting has no handler for them yet); SIGKILL, sent
+    when a process outlived its ``sigterm_timeout``, is.
+    """
+    if returncode == 0:
+        return False
+    return not (shutting_down and returncode in (-signal.SIGINT, -signal.SIGTERM))
+
+
+def exit_failure(name: str, returncode: int | None, error: str | None) -> str:
+    """The line that stops the launch when one of its processes exited with an error."""
+    return (f'{name} exited with code {returncode}: {error or "see its log above"}; '
+            'stopping the launch')
+
+
+def record_plan(values: Mapping[str, str], *, python: str = sys.executable,
+                have_rviz: bool | None = None) -> Plan:
     """Plan ``record.launch.py``: bridge and recorder (+ simulator, RViz).
 
     Args:
         values: Launch argument values by name (missing ones take their default).
         python: Interpreter of the simulator and composed processes.
+        have_rviz: Whether rviz2 is installed (None: :func:`rviz_installed`, asked
+            only when RViz is wanted).
 
     Returns:
         What to start.
 
     Raises:
-        ConfigError: An argument has an invalid value or names a missing file.
+        ConfigError: An argument has an invalid value or names a missing file, or
+            rviz:=true without rviz2.
 
     """
     common = _common(values, RECORD_ARGUMENTS, python)
     recorder = _recorder_overrides(values, common.namespace)
     environment = paths.dds_environment()
-    rviz_config = _rviz(values, RECORD_ARGUMENTS)
+    rviz_config, rviz_notes = _rviz(values, RECORD_ARGUMENTS, have_rviz)
+    notes = common.notes + rviz_notes
     if parse_flag(_value(values, 'composed', RECORD_ARGUMENTS), 'composed'):
         cmd = [python, '-m', 'sensr_bridge.launch_support', '--namespace', common.namespace]
         for role, overrides in (('bridge', common.bridge), ('recorder', recorder)):
@@ -397,7 +702,8 @@ def record_plan(values: Mapping[str, str], *, python: str = sys.executable) -> P
             cmd += ['--ros-args', '--params-file', common.params_file]
         composed = Process('sensr_record', tuple(cmd), RECORDER_SIGTERM_TIMEOUT_S)
         return Plan(common.namespace, environment, simulator=common.simulator,
-                    composed=composed, rviz_config=rviz_config, notes=common.notes)
+                    composed=composed, rviz_config=rviz_config, notes=notes,
+                    guard=orphan_guard())
     # The launch file drives the transitions: the nodes must not start themselves.
     bridge = RosNode(BRIDGE_EXECUTABLE, BRIDGE_NAME,
                      _parameters(common.params_file, {**common.bridge, 'autostart': False}),
@@ -407,31 +713,37 @@ def record_plan(values: Mapping[str, str], *, python: str = sys.executable) -> P
                             RECORDER_SIGTERM_TIMEOUT_S)
     return Plan(common.namespace, environment, simulator=common.simulator, bridge=bridge,
                 recorder=recorder_node, lifecycle=LIFECYCLE_STEPS, rviz_config=rviz_config,
-                notes=common.notes)
+                notes=notes, guard=orphan_guard())
 
 
-def bridge_plan(values: Mapping[str, str], *, python: str = sys.executable) -> Plan:
-    """Plan ``bridge.launch.py``: the bridge alone (+ simulator, RViz).
+def bridge_plan(values: Mapping[str, str], *, python: str = sys.executable,
+                have_rviz: bool | None = None) -> Plan:
+    """Plan ``bridge.launch.py``: the bridge alone (+ simulator, RViz where installed).
 
     The bridge is a plain node that configures and activates itself.
 
     Args:
         values: Launch argument values by name (missing ones take their default).
         python: Interpreter of the simulator process.
+        have_rviz: Whether rviz2 is installed (None: :func:`rviz_installed`, asked
+            only when RViz is wanted).
 
     Returns:
         What to start.
 
     Raises:
-        ConfigError: An argument has an invalid value or names a missing file.
+        ConfigError: An argument has an invalid value or names a missing file, or
+            rviz:=true without rviz2.
 
     """
     common = _common(values, BRIDGE_ARGUMENTS, python)
     bridge = RosNode(BRIDGE_EXECUTABLE, BRIDGE_NAME,
                      _parameters(common.params_file, {**common.bridge, 'autostart': True}),
                      BRIDGE_SIGTERM_TIMEOUT_S)
+    rviz_config, rviz_notes = _rviz(values, BRIDGE_ARGUMENTS, have_rviz)
     return Plan(common.namespace, paths.dds_environment(), simulator=common.simulator,
-                bridge=bridge, rviz_config=_rviz(values, BRIDGE_ARGUMENTS), notes=common.notes)
+                bridge=bridge, rviz_config=rviz_config, notes=common.notes + rviz_notes,
+                guard=orphan_guard())
 
 
 def _assignment(text: str) -> tuple[str, Any]:

@@ -2,17 +2,15 @@
 # SPDX-License-Identifier: Apache-2.0
 """The launch files, their helper module and the config files they point to.
 
-``launch`` and ``launch_ros`` have no pip wheels, so most of this runs without them:
-
-- the launch files are compiled, then executed against stand-ins of the launch API
-  whose signatures are what Humble, Jazzy and Kilted all accept (``LifecycleNode``
-  requires ``namespace`` as in Humble and has no ``autostart``, which Humble lacks,
-  ...); an import or keyword outside that set fails. The lifecycle handlers they
-  register are then driven with the state labels rclpy really publishes (checked
-  against a real rclpy lifecycle node below);
-- :mod:`sensr_bridge.launch_support`, which computes everything, is tested directly,
-  and its composed process runs for real against the simulator;
-- where ``launch`` is importable, record.launch.py runs through ``LaunchService``.
+- :mod:`sensr_bridge.launch_support`, which computes everything the launch files start,
+  is tested directly (no launch needed), and its composed process runs for real against
+  the simulator;
+- the launch files are loaded with the real launch and launch_ros: their arguments, the
+  actions their plan maps onto, and their lifecycle handlers, driven with real
+  ``StateTransition`` events carrying the state labels rclpy publishes (checked against
+  a real rclpy lifecycle node below);
+- record.launch.py runs through the real ``LaunchService``; ``test_ros2_launch.py`` runs
+  both launch files with ``ros2 launch`` and stops them as Ctrl+C does.
 """
 
 from __future__ import annotations
@@ -23,12 +21,14 @@ import importlib.util
 import os
 from pathlib import Path
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import types
+import time
 
+from helpers import NEEDS_INSTALLED_PACKAGE, NEEDS_LAUNCH
 from lifecycle_msgs.msg import Transition
 import pytest
 import yaml
@@ -57,6 +57,16 @@ LABELS = {
 }
 
 
+def wait_until(condition, timeout, interval=0.05):
+    """Poll ``condition`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
 # --- the launch files as Python -------------------------------------------------------
 
 @pytest.mark.parametrize('path', [RECORD_LAUNCH, BRIDGE_LAUNCH], ids=lambda p: p.name)
@@ -67,310 +77,294 @@ def test_launch_file_compiles(path):
     assert 'generate_launch_description' in names
 
 
-# --- stand-ins of the launch API (the signatures common to Humble, Jazzy, Kilted) ------
+# --- the launch files with the real launch and launch_ros --------------------------------
 
-class Entity:
-    """Keeps the arguments a stand-in was built with."""
-
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-
-
-def _substitution(value, what):
-    # SomeSubstitutionsType: text, a Path, a substitution or a list of them; not an int.
-    assert isinstance(value, (str, Path)), f'{what} must be text, not {value!r}'
+def load_launch_file(path):
+    spec = importlib.util.spec_from_file_location(path.stem.replace('.', '_'), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-class LaunchDescription(Entity):
-    def __init__(self, initial_entities=None):
-        super().__init__(initial_entities=list(initial_entities or []))
+def text(context, substitutions):
+    """The text of what launch holds as text, a substitution or a list of them."""
+    from launch.utilities import normalize_to_list_of_substitutions, perform_substitutions
+
+    return perform_substitutions(context, normalize_to_list_of_substitutions(substitutions))
 
 
-class DeclareLaunchArgument(Entity):
-    def __init__(self, name, *, default_value=None, description=None, choices=None):
-        if choices is not None:  # launch raises on both
-            assert choices, 'empty choices'
-            assert default_value in choices, (name, default_value, choices)
-        super().__init__(name=name, default_value=default_value, description=description,
-                         choices=choices)
+def declared(module):
+    """The DeclareLaunchArgument actions and the OpaqueFunction of a launch description."""
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    description = module.generate_launch_description()
+    entities = description.entities
+    arguments = [e for e in entities if isinstance(e, DeclareLaunchArgument)]
+    assert isinstance(entities[-1], OpaqueFunction)
+    assert len(arguments) == len(entities) - 1
+    return arguments, entities[-1]
 
 
-class OpaqueFunction(Entity):
-    def __init__(self, *, function, args=None, kwargs=None):
-        super().__init__(function=function, args=args, kwargs=kwargs)
+def start_actions(path, monkeypatch, *, have_rviz=False, **values):
+    """What a launch file's OpaqueFunction returns for these argument values."""
+    import launch
 
-
-class SetEnvironmentVariable(Entity):
-    def __init__(self, name, value):
-        _substitution(name, 'name')
-        _substitution(value, 'value')
-        super().__init__(name=name, value=value)
-
-
-class LogInfo(Entity):
-    def __init__(self, *, msg):
-        super().__init__(msg=msg)
-
-
-class Shutdown(Entity):
-    def __init__(self, *, reason='reason not given'):
-        super().__init__(reason=reason)
-
-
-class EmitEvent(Entity):
-    def __init__(self, *, event):
-        super().__init__(event=event)
-
-
-class RegisterEventHandler(Entity):
-    def __init__(self, event_handler):
-        super().__init__(event_handler=event_handler)
-
-
-def _process_kwargs(*, cwd=None, env=None, additional_env=None, shell=False,
-                    sigterm_timeout='5', sigkill_timeout='5', emulate_tty=False, output='log',
-                    respawn=False, respawn_delay=None, on_exit=None):
-    for what, value in (('sigterm_timeout', sigterm_timeout), ('sigkill_timeout',
-                                                                sigkill_timeout)):
-        _substitution(value, what)
-        assert float(value) > 0
-    assert output in ('log', 'screen', 'both', 'own_log')
-    return {'sigterm_timeout': sigterm_timeout, 'output': output}
-
-
-class ExecuteProcess(Entity):
-    def __init__(self, *, cmd, prefix=None, name=None, **kwargs):
-        assert cmd and all(isinstance(part, str) for part in cmd), cmd
-        super().__init__(cmd=cmd, name=name, **_process_kwargs(**kwargs))
-
-
-class Node(Entity):
-    def __init__(self, *, executable, package=None, name=None, namespace=None,
-                 exec_name=None, parameters=None, remappings=None, arguments=None, **kwargs):
-        for entry in parameters or []:
-            if isinstance(entry, dict):
-                assert all(isinstance(k, str) for k in entry)
-                assert all(isinstance(v, (bool, int, float, str)) for v in entry.values())
-            else:
-                _substitution(entry, 'parameter file')
-        super().__init__(executable=executable, package=package, name=name,
-                         namespace=namespace, parameters=parameters, arguments=arguments,
-                         **_process_kwargs(**kwargs))
-
-
-class LifecycleNode(Node):
-    def __init__(self, *, name, namespace, **kwargs):  # Humble requires both
-        super().__init__(name=name, namespace=namespace, **kwargs)
-
-
-def matches_action(target_action):
-    return lambda action: action is target_action
-
-
-class ChangeState(Entity):
-    def __init__(self, *, lifecycle_node_matcher, transition_id):
-        valid = {getattr(Transition, n) for n in dir(Transition) if n.startswith('TRANSITION_')}
-        assert transition_id in valid, transition_id
-        super().__init__(lifecycle_node_matcher=lifecycle_node_matcher,
-                         transition_id=transition_id)
-
-
-class OnStateTransition(Entity):
-    def __init__(self, *, entities, target_lifecycle_node=None, transition=None,
-                 start_state=None, goal_state=None, matcher=None):
-        assert isinstance(target_lifecycle_node, (LifecycleNode, type(None)))
-        super().__init__(entities=entities, target_lifecycle_node=target_lifecycle_node,
-                         start_state=start_state, goal_state=goal_state)
-
-    def matches(self, node, start_state, goal_state):
-        """The default matcher of launch_ros's OnStateTransition."""
-        k = self.kwargs
-        return ((k['target_lifecycle_node'] is None or k['target_lifecycle_node'] is node)
-                and (k['start_state'] is None or k['start_state'] == start_state)
-                and (k['goal_state'] is None or k['goal_state'] == goal_state))
-
-
-def _modules():
-    def module(name, **attrs):
-        mod = types.ModuleType(name)
-        mod.__dict__.update(attrs)
-        return mod
-
-    return {
-        'launch': module('launch', LaunchDescription=LaunchDescription),
-        'launch.actions': module(
-            'launch.actions', DeclareLaunchArgument=DeclareLaunchArgument, EmitEvent=EmitEvent,
-            ExecuteProcess=ExecuteProcess, LogInfo=LogInfo, OpaqueFunction=OpaqueFunction,
-            RegisterEventHandler=RegisterEventHandler, Shutdown=Shutdown,
-            SetEnvironmentVariable=SetEnvironmentVariable),
-        'launch.events': module('launch.events', matches_action=matches_action),
-        'launch_ros': module('launch_ros'),
-        'launch_ros.actions': module('launch_ros.actions', LifecycleNode=LifecycleNode,
-                                     Node=Node),
-        'launch_ros.event_handlers': module('launch_ros.event_handlers',
-                                            OnStateTransition=OnStateTransition),
-        'launch_ros.events': module('launch_ros.events'),
-        'launch_ros.events.lifecycle': module('launch_ros.events.lifecycle',
-                                              ChangeState=ChangeState),
-    }
-
-
-@pytest.fixture
-def load_launch(monkeypatch):
-    """Load a launch file against the stand-ins; return (arguments, actions for values)."""
-    for name, module in _modules().items():
-        monkeypatch.setitem(sys.modules, name, module)
-
-    def load(path, **values):
-        spec = importlib.util.spec_from_file_location(path.stem.replace('.', '_'), path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        description = module.generate_launch_description()
-        entities = description.kwargs['initial_entities']
-        arguments = [e for e in entities if isinstance(e, DeclareLaunchArgument)]
-        functions = [e for e in entities if isinstance(e, OpaqueFunction)]
-        assert len(functions) == 1 and entities[-1] is functions[0]
-        configurations = {a.kwargs['name']: a.kwargs['default_value'] for a in arguments}
-        unknown = set(values) - set(configurations)
-        assert not unknown, f'undeclared launch arguments {unknown}'
-        configurations.update(values)
-        context = types.SimpleNamespace(launch_configurations=configurations)
-        return arguments, functions[0].kwargs['function'](context)
-
-    return load
+    monkeypatch.setattr(launch_support, 'rviz_installed', lambda: have_rviz)
+    monkeypatch.setattr(launch_support, 'check_installed', lambda plan: None)
+    module = load_launch_file(path)
+    arguments, function = declared(module)
+    context = launch.LaunchContext()
+    for argument in arguments:
+        context.launch_configurations[argument.name] = text(context, argument.default_value)
+    unknown = set(values) - set(context.launch_configurations)
+    assert not unknown, f'undeclared launch arguments {unknown}'
+    context.launch_configurations.update(values)
+    return module, context, function.execute(context)
 
 
 def of_type(actions, cls):
     return [a for a in actions if type(a) is cls]
 
 
-def drive_lifecycle(actions, outcomes=None):
-    """Play launch's event loop over the lifecycle actions, the nodes answering per LABELS.
-
-    Returns:
-        The transition requests in order, as (node name, transition, states of all nodes
-        when requested), and the shutdown reasons.
-
-    """
-    outcomes = outcomes or {}
-    nodes = {n.kwargs['name']: n for n in of_type(actions, LifecycleNode)}
-    handlers = [r.kwargs['event_handler'] for r in of_type(actions, RegisterEventHandler)]
-    state = dict.fromkeys(nodes, 'unconfigured')
-    queue = deque(e.kwargs['event'] for e in of_type(actions, EmitEvent))
-    requests, shutdowns = [], []
-    while queue:
-        event = queue.popleft()
-        if isinstance(event, ChangeState):
-            for name, node in nodes.items():
-                if not event.kwargs['lifecycle_node_matcher'](node):
-                    continue
-                transition = {CONFIGURE: 'configure', ACTIVATE: 'activate'}[
-                    event.kwargs['transition_id']]
-                requests.append((name, transition, dict(state)))
-                outcome = outcomes.get((name, transition), 'success')
-                for start, goal in LABELS[transition, outcome]:
-                    state[name] = goal
-                    queue.append((node, start, goal))
-            continue
-        for handler in handlers:
-            if handler.matches(*event):
-                for entity in handler.kwargs['entities']:
-                    if isinstance(entity, EmitEvent):
-                        queue.append(entity.kwargs['event'])
-                    else:
-                        assert isinstance(entity, Shutdown)
-                        shutdowns.append(entity.kwargs['reason'])
-    return requests, shutdowns
+def executable(context, node):
+    return text(context, node.node_executable)
 
 
-def test_record_launch_arguments(load_launch):
-    arguments, _ = load_launch(RECORD_LAUNCH)
-    names = [a.kwargs['name'] for a in arguments]
+@NEEDS_LAUNCH
+@pytest.mark.parametrize(('path', 'arguments'), [
+    (RECORD_LAUNCH, launch_support.RECORD_ARGUMENTS),
+    (BRIDGE_LAUNCH, launch_support.BRIDGE_ARGUMENTS)], ids=['record', 'bridge'])
+def test_launch_arguments(path, arguments):
+    import launch
+
+    declared_arguments, _ = declared(load_launch_file(path))
+    context = launch.LaunchContext()
+    assert [(a.name, text(context, a.default_value)) for a in declared_arguments] == \
+        [(a.name, a.default) for a in arguments]
+    # launch appends "Valid choices are: ..." to the description of an argument with choices
+    assert all(d.description.startswith(a.description)
+               for d, a in zip(declared_arguments, arguments, strict=True))
+    names = [a.name for a in declared_arguments]
     assert len(names) == len(set(names))
-    assert set(names) >= {'host', 'output_port', 'point_port', 'output_dir', 'storage',
-                          'max_bagfile_duration', 'max_bagfile_size', 'params_file',
-                          'storage_config_file', 'simulate', 'rviz', 'composed', 'namespace'}
-    storage = next(a for a in arguments if a.kwargs['name'] == 'storage')
-    assert set(storage.kwargs['choices']) == {'', 'sqlite3', 'mcap'}
-    assert all(a.kwargs['description'] for a in arguments)
+    assert set(names) >= {'host', 'output_port', 'point_port', 'params_file', 'simulate',
+                          'rviz', 'namespace'}
+    assert all(a.description for a in declared_arguments)
+    if path == RECORD_LAUNCH:
+        assert set(names) >= {'output_dir', 'storage', 'max_bagfile_duration',
+                              'max_bagfile_size', 'storage_config_file', 'composed'}
+        storage = next(a for a in declared_arguments if a.name == 'storage')
+        assert set(storage.choices) == {'', 'sqlite3', 'mcap'}
 
 
-def test_record_launch_separate_processes(load_launch, tmp_path):
+@NEEDS_LAUNCH
+def test_record_launch_separate_processes(monkeypatch, tmp_path):
+    from launch.actions import ExecuteProcess, RegisterEventHandler, SetEnvironmentVariable
+    from launch_ros.actions import LifecycleNode, Node
+
     params = tmp_path / 'params.yaml'
     params.write_text('/**:\n  ros__parameters:\n    cloud_mode: per_type\n')
-    _, actions = load_launch(RECORD_LAUNCH, params_file=str(params), output_dir='out',
-                             storage='mcap', max_bagfile_duration='60')
-    env = {a.kwargs['name']: a.kwargs['value'] for a in of_type(actions, SetEnvironmentVariable)}
-    assert set(env) == set(paths.dds_environment())
+    _, context, actions = start_actions(RECORD_LAUNCH, monkeypatch, params_file=str(params),
+                                        output_dir='out', storage='mcap')
+    env = {text(context, a.name): text(context, a.value)
+           for a in of_type(actions, SetEnvironmentVariable)}
+    assert env == paths.dds_environment()
     assert all(Path(v).is_file() for v in env.values())
-    first_process = min(i for i, a in enumerate(actions)
-                        if isinstance(a, (ExecuteProcess, Node)))
-    assert max(i for i, a in enumerate(actions)
-               if isinstance(a, SetEnvironmentVariable)) < first_process
+    nodes = of_type(actions, LifecycleNode)
+    first_process = min(actions.index(n) for n in nodes)
+    assert max(actions.index(a) for a in of_type(actions, SetEnvironmentVariable)) < \
+        first_process
     assert not of_type(actions, ExecuteProcess) and not of_type(actions, Node)
-    nodes = {n.kwargs['name']: n.kwargs for n in of_type(actions, LifecycleNode)}
-    assert set(nodes) == {'sensr_bridge', 'sensr_recorder'}
-    bridge, recorder = nodes['sensr_bridge'], nodes['sensr_recorder']
-    assert bridge['namespace'] == recorder['namespace'] == 'sensr'
-    assert bridge['parameters'] == [str(params), {'autostart': False}]
-    assert recorder['parameters'] == [str(params), {
-        'output_dir': 'out', 'storage': 'mcap', 'max_bagfile_duration': 60, 'autostart': False}]
-    assert float(recorder['sigterm_timeout']) > float(bridge['sigterm_timeout'])
+    assert [executable(context, n) for n in nodes] == ['bridge_node', 'recorder_node']
+    assert all(text(context, n.node_package) == 'sensr_bridge' for n in nodes)
+    bridge, recorder = nodes
+    assert float(text(context, recorder.sigterm_timeout)) > \
+        float(text(context, bridge.sigterm_timeout))
+    if launch_support.orphan_guard():  # Linux: every process under the guard
+        for node in nodes:
+            prefix = text(context, node.process_description.prefix)
+            assert prefix.startswith(' '.join(launch_support.orphan_guard()[:4])), prefix
+    # Every handler is registered before the event that starts the chain.
+    handlers = of_type(actions, RegisterEventHandler)
+    from launch.actions import EmitEvent
+
+    start = actions.index(of_type(actions, EmitEvent)[0])
+    assert all(actions.index(r) < start for r in handlers)
 
 
-def test_record_launch_brings_recorder_up_before_bridge(load_launch):
-    _, actions = load_launch(RECORD_LAUNCH)
-    requests, shutdowns = drive_lifecycle(actions)
+class FakeGraph:
+    """What launch's ROS node sees: the recorder subscribes after ``lag`` looks."""
+
+    def __init__(self, lag):
+        self.looks = 0
+        self.lag = lag
+        self.topics = [(f'/sensr/{t}', ['type']) for t in ('points', 'output_raw', 'events')]
+
+    def get_publisher_names_and_types_by_node(self, name, namespace):
+        assert (name, namespace) == (launch_support.BRIDGE_NAME, '/sensr')
+        self.looks += 1
+        return [*self.topics, ('/sensr/sensr_bridge/transition_event', ['t']),
+                ('/diagnostics', ['d'])]
+
+    def get_subscriber_names_and_types_by_node(self, name, namespace):
+        assert (name, namespace) == (launch_support.RECORDER_NAME, '/sensr')
+        if self.looks <= self.lag:
+            raise RuntimeError('node not in the graph yet')  # NodeNameNonExistentError is one
+        return self.topics
+
+
+def play_lifecycle(module, context, actions, outcomes=None, graph=None):
+    """Play launch's event loop over the lifecycle actions, the nodes answering per LABELS.
+
+    The real handlers of the launch file get real ``StateTransition`` events; what they
+    return is executed as launch would (EmitEvent queued, OpaqueFunction run, TimerAction
+    fired at once).
+
+    Returns:
+        The transition requests in order, as (node, transition, states of both nodes
+        when requested), the lines logged, and the error that stopped the launch (None).
+
+    """
+    from launch.actions import (
+        EmitEvent,
+        LogInfo,
+        OpaqueFunction,
+        RegisterEventHandler,
+        TimerAction,
+    )
+    from launch_ros.actions import LifecycleNode
+    from launch_ros.event_handlers import OnStateTransition
+    from launch_ros.events.lifecycle import ChangeState, StateTransition
+    from lifecycle_msgs.msg import State, TransitionEvent
+
+    outcomes = outcomes or {}
+    module.get_ros_node = lambda _context: graph or FakeGraph(lag=0)
+    nodes = {executable(context, n): n for n in of_type(actions, LifecycleNode)}
+    handlers = [r.event_handler for r in of_type(actions, RegisterEventHandler)
+                if isinstance(r.event_handler, OnStateTransition)]
+    state = dict.fromkeys(nodes, 'unconfigured')
+    requests, logged = [], []
+    pending = deque(of_type(actions, EmitEvent))
+    while pending:
+        entity = pending.popleft()
+        if isinstance(entity, TimerAction):
+            pending.extend(entity.actions)
+        elif isinstance(entity, LogInfo):
+            logged.append(text(context, entity.msg))
+        elif isinstance(entity, OpaqueFunction):
+            try:
+                pending.extend(entity.execute(context) or [])
+            except RuntimeError as exc:  # launch: "Caught exception in launch", shutdown
+                return requests, logged, str(exc)
+        elif isinstance(entity.event, ChangeState):
+            name = next(n for n, node in nodes.items()
+                        if entity.event.lifecycle_node_matcher(node))
+            transition = {CONFIGURE: 'configure', ACTIVATE: 'activate'}[
+                entity.event.transition_id]
+            requests.append((name, transition, dict(state)))
+            outcome = outcomes.get((name, transition), 'success')
+            for start, goal in LABELS[transition, outcome]:
+                state[name] = goal
+                event = StateTransition(action=nodes[name], msg=TransitionEvent(
+                    start_state=State(label=start), goal_state=State(label=goal)))
+                for handler in handlers:
+                    if handler.matches(event):
+                        pending.extend(handler.handle(event, context))
+        else:
+            pytest.fail(f'unexpected {entity!r}')
+    return requests, logged, None
+
+
+@NEEDS_LAUNCH
+def test_record_launch_activates_the_bridge_last(monkeypatch):
+    """recorder configured, bridge configured, recorder active and subscribed, bridge active."""
+    module, context, actions = start_actions(RECORD_LAUNCH, monkeypatch)
+    graph = FakeGraph(lag=3)
+    requests, logged, error = play_lifecycle(module, context, actions, graph=graph)
+    assert error is None and not logged
     assert [(n, t) for n, t, _ in requests] == [
-        ('sensr_recorder', 'configure'), ('sensr_bridge', 'configure'),
-        ('sensr_recorder', 'activate'), ('sensr_bridge', 'activate')]
-    assert requests[-1][2]['sensr_recorder'] == 'active'
-    assert not shutdowns
-    # Handlers are registered before the event that starts the chain is emitted.
-    emit = actions.index(of_type(actions, EmitEvent)[0])
-    assert all(actions.index(r) < emit for r in of_type(actions, RegisterEventHandler))
+        ('recorder_node', 'configure'), ('bridge_node', 'configure'),
+        ('recorder_node', 'activate'), ('bridge_node', 'activate')]
+    assert requests[-1][2]['recorder_node'] == 'active'
+    assert graph.looks == 4  # it waited for the recorder's subscriptions
 
 
+@NEEDS_LAUNCH
 @pytest.mark.parametrize(('failing', 'outcome'), [
-    (('sensr_recorder', 'configure'), 'failure'), (('sensr_recorder', 'configure'), 'error'),
-    (('sensr_bridge', 'configure'), 'failure'), (('sensr_recorder', 'activate'), 'failure'),
-    (('sensr_bridge', 'activate'), 'failure'), (('sensr_bridge', 'activate'), 'error')])
-def test_record_launch_shuts_down_when_a_transition_fails(load_launch, failing, outcome):
-    _, actions = load_launch(RECORD_LAUNCH)
-    requests, shutdowns = drive_lifecycle(actions, {failing: outcome})
+    (('recorder_node', 'configure'), 'failure'), (('recorder_node', 'configure'), 'error'),
+    (('bridge_node', 'configure'), 'failure'), (('recorder_node', 'activate'), 'failure'),
+    (('bridge_node', 'activate'), 'failure'), (('bridge_node', 'activate'), 'error')])
+def test_record_launch_stops_when_a_transition_fails(monkeypatch, failing, outcome):
+    from launch.actions import RegisterEventHandler
+    from launch.event_handlers import OnProcessIO
+    from launch.events.process import ProcessStderr
+    from launch_ros.actions import LifecycleNode
+
+    module, context, actions = start_actions(RECORD_LAUNCH, monkeypatch)
+    # The node's own error line, as launch hands its output to the launch file.
+    node = next(n for n in of_type(actions, LifecycleNode) if executable(context, n) ==
+                failing[0])
+    line = b'[ERROR] [1796545192.85] [sensr.x]: configuration rejected: the reason\n'
+    event = ProcessStderr(text=line, action=node, name='x', cmd=['x'], cwd=None,
+                          env=None, pid=1)
+    io = [r.event_handler for r in of_type(actions, RegisterEventHandler)
+          if isinstance(r.event_handler, OnProcessIO) and r.event_handler.matches(event)]
+    assert len(io) == 1
+    assert io[0].handle(event, context) is None
+    requests, _, error = play_lifecycle(module, context, actions, {failing: outcome})
     assert [(n, t) for n, t, _ in requests][-1] == failing
-    assert len(shutdowns) == 1 and failing[0].split('_')[1] in shutdowns[0]
+    name = {'recorder_node': 'sensr_recorder', 'bridge_node': 'sensr_bridge'}[failing[0]]
+    assert error.startswith(f'{name} ') and 'configuration rejected: the reason' in error
+    assert failing[1][:-1] in error  # configur(e|ing), activat(e|ing)
 
 
-def test_record_launch_simulate_composed_rviz(load_launch):
-    _, actions = load_launch(RECORD_LAUNCH, simulate='true', composed='True', rviz='1',
-                             host='10.0.0.9', sim_points='1000')
-    assert not of_type(actions, LifecycleNode) and not of_type(actions, RegisterEventHandler)
-    processes = {p.kwargs['name']: p.kwargs for p in of_type(actions, ExecuteProcess)}
-    sim, composed = processes['sensr_simulator'], processes['sensr_record']
-    assert sim['cmd'][1:3] == ['-m', 'sensr_bridge.simulator']
-    assert composed['cmd'][1:3] == ['-m', 'sensr_bridge.launch_support']
-    assert '--points' in sim['cmd'] and sim['cmd'][sim['cmd'].index('--points') + 1] == '1000'
-    assert 'host="127.0.0.1"' in composed['cmd']
-    assert any('10.0.0.9' in log.kwargs['msg'] for log in of_type(actions, LogInfo))
-    rviz = of_type(actions, Node)[0].kwargs
-    assert rviz['package'] == 'rviz2' and Path(rviz['arguments'][1]).is_file()
+@NEEDS_LAUNCH
+def test_record_launch_simulate_composed_rviz(monkeypatch):
+    from launch.actions import ExecuteProcess, LogInfo, RegisterEventHandler
+    from launch_ros.actions import LifecycleNode, Node
+    from launch_ros.event_handlers import OnStateTransition
+
+    _, context, actions = start_actions(RECORD_LAUNCH, monkeypatch, have_rviz=True,
+                                        simulate='true', composed='True', rviz='1',
+                                        host='10.0.0.9', sim_points='1000')
+    assert not of_type(actions, LifecycleNode)
+    assert not [r for r in of_type(actions, RegisterEventHandler)
+                if isinstance(r.event_handler, OnStateTransition)]
+    processes = {text(context, p.process_description.name): p
+                 for p in of_type(actions, ExecuteProcess)}
+    guard = len(launch_support.orphan_guard())
+    sim, composed = (
+        [text(context, part) for part in processes[name].process_description.cmd]
+        for name in ('sensr_simulator', 'sensr_record'))
+    assert sim[guard + 1:guard + 3] == ['-m', 'sensr_bridge.simulator']
+    assert composed[guard + 1:guard + 3] == ['-m', 'sensr_bridge.launch_support']
+    assert sim[sim.index('--points') + 1] == '1000'
+    assert 'host="127.0.0.1"' in composed
+    assert any('10.0.0.9' in text(context, log.msg) for log in of_type(actions, LogInfo))
+    (rviz,) = of_type(actions, Node)
+    assert executable(context, rviz) == 'rviz2'
+    arguments = [text(context, part) for part in rviz.process_description.cmd[1:3]]
+    assert arguments[0] == '-d' and Path(arguments[1]).is_file(), arguments
 
 
-def test_bridge_launch(load_launch, tmp_path):
+@NEEDS_LAUNCH
+@pytest.mark.parametrize('have_rviz', [True, False], ids=['rviz2', 'no-rviz2'])
+def test_bridge_launch(monkeypatch, tmp_path, have_rviz):
+    from launch.actions import ExecuteProcess, LogInfo, SetEnvironmentVariable
+    from launch_ros.actions import Node
+
     params = tmp_path / 'p.yaml'
     params.write_text('/**:\n  ros__parameters:\n    frame_id: lidar\n')
-    arguments, actions = load_launch(BRIDGE_LAUNCH, host='sensr-master', params_file=str(params),
-                                     output_port='0')
-    assert {a.kwargs['name'] for a in arguments} >= {'host', 'output_port', 'point_port',
-                                                     'params_file', 'rviz', 'simulate'}
-    bridge, rviz = of_type(actions, Node)
-    assert bridge.kwargs['executable'] == 'bridge_node'
-    assert bridge.kwargs['namespace'] == 'sensr'
-    assert bridge.kwargs['parameters'] == [
-        str(params), {'output_port': 0, 'host': 'sensr-master', 'autostart': True}]
-    assert rviz.kwargs['executable'] == 'rviz2'  # rviz defaults to true here
-    assert len(of_type(actions, SetEnvironmentVariable)) == 2
+    _, context, actions = start_actions(BRIDGE_LAUNCH, monkeypatch, have_rviz=have_rviz,
+                                        host='sensr-master', params_file=str(params),
+                                        output_port='0')
+    nodes = of_type(actions, Node)
+    assert [executable(context, n) for n in nodes] == \
+        (['bridge_node', 'rviz2'] if have_rviz else ['bridge_node'])
+    assert not of_type(actions, ExecuteProcess)  # no simulator
+    assert len(of_type(actions, SetEnvironmentVariable)) == len(paths.dds_environment())
+    notes = [text(context, log.msg) for log in of_type(actions, LogInfo)]
+    assert len(notes) == (0 if have_rviz else 1)
+    assert all(note.startswith('RViz not started: rviz2 is not installed') for note in notes)
 
 
 # --- state labels of a real rclpy lifecycle node ---------------------------------------
@@ -459,7 +453,9 @@ def test_defaults_plan():
     assert plan.recorder.parameters == ({'autostart': False},)
     assert plan.lifecycle == launch_support.LIFECYCLE_STEPS
     assert plan.environment == paths.dds_environment()
-    assert launch_support.bridge_plan({}).bridge.parameters == ({'autostart': True},)
+    assert plan.guard == launch_support.orphan_guard()
+    assert launch_support.bridge_plan({}, have_rviz=False).bridge.parameters == \
+        ({'autostart': True},)
 
 
 @pytest.mark.parametrize(('values', 'message'), [
@@ -549,6 +545,185 @@ def test_sigterm_timeouts_cover_the_drains():
 
     assert launch_support.RECORDER_SIGTERM_TIMEOUT_S >= 5 * drain(RECORDER)
     assert launch_support.BRIDGE_SIGTERM_TIMEOUT_S >= 5 * drain(BRIDGE)
+
+
+@pytest.mark.parametrize(('value', 'have', 'started', 'noted'), [
+    ('auto', True, True, False), ('auto', False, False, True), ('AUTO', False, False, True),
+    ('true', True, True, False), ('1', True, True, False), ('false', True, False, False),
+    ('false', False, False, False)])
+def test_rviz_where_installed(value, have, started, noted):
+    for plan_of in (launch_support.bridge_plan, launch_support.record_plan):
+        plan = plan_of({'rviz': value}, have_rviz=have)
+        assert (plan.rviz_config is not None) is started
+        if started:
+            assert Path(plan.rviz_config).is_file()
+        notes = [note for note in plan.notes if 'RViz' in note]
+        assert len(notes) == int(noted), notes
+        if noted:
+            assert 'rviz2 is not installed' in notes[0] and '-rviz2' in notes[0]
+
+
+def test_rviz_defaults(monkeypatch):
+    """bridge.launch.py starts RViz where rviz2 is installed; record.launch.py does not."""
+    assert {a.name: a.default for a in launch_support.BRIDGE_ARGUMENTS}['rviz'] == 'auto'
+    assert {a.name: a.default for a in launch_support.RECORD_ARGUMENTS}['rviz'] == 'false'
+    monkeypatch.setattr(launch_support, 'rviz_installed', lambda: True)
+    assert launch_support.bridge_plan({}).rviz_config is not None
+    monkeypatch.setattr(launch_support, 'rviz_installed', lambda: False)
+    assert launch_support.bridge_plan({}).rviz_config is None
+    monkeypatch.setattr(launch_support, 'rviz_installed', lambda: pytest.fail('asked'))
+    assert launch_support.record_plan({}).rviz_config is None
+
+
+@pytest.mark.parametrize('plan_of', [launch_support.bridge_plan, launch_support.record_plan])
+def test_rviz_true_without_rviz2_fails_before_anything_starts(plan_of):
+    with pytest.raises(ConfigError, match=r'rviz:=true, but rviz2 is not installed .* install '
+                                          r'ros-\S+-rviz2 or launch with rviz:=false'):
+        plan_of({'rviz': 'true'}, have_rviz=False)
+    with pytest.raises(ConfigError, match='rviz must be true, false or auto'):
+        plan_of({'rviz': 'maybe'}, have_rviz=True)
+
+
+def test_rviz_installed_looks_in_the_ament_index(tmp_path, monkeypatch):
+    """What launch_ros needs to start rviz2: the package in the index and lib/rviz2/rviz2."""
+    pytest.importorskip('ament_index_python')
+    prefix = tmp_path / 'prefix'
+    index = prefix / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    index.mkdir(parents=True)
+    monkeypatch.setenv('AMENT_PREFIX_PATH', str(prefix))
+    assert not launch_support.rviz_installed()
+    (index / 'rviz2').write_text('')
+    assert not launch_support.rviz_installed()  # the package without its executable
+    program = prefix / 'lib' / 'rviz2' / 'rviz2'
+    program.parent.mkdir(parents=True)
+    program.write_text('#!/bin/sh\n')
+    program.chmod(0o755)
+    assert launch_support.rviz_installed()
+    assert launch_support.find_executable('rviz2', 'rviz2') == str(program)
+    monkeypatch.delenv('AMENT_PREFIX_PATH')
+    assert not launch_support.rviz_installed()
+
+
+def test_check_installed_names_what_is_missing():
+    plan = launch_support.record_plan({'rviz': 'true'}, have_rviz=True)
+    looked_up = []
+
+    def find(package, executable):
+        looked_up.append((package, executable))
+        return '/bin/x' if executable == 'recorder_node' else None
+
+    with pytest.raises(ConfigError, match=r'not installed: sensr_bridge/bridge_node, '
+                                          r'rviz2/rviz2 .*colcon.*nothing was started'):
+        launch_support.check_installed(plan, find=find)
+    assert set(looked_up) == {('sensr_bridge', 'bridge_node'), ('sensr_bridge', 'recorder_node'),
+                              ('rviz2', 'rviz2')}
+    launch_support.check_installed(plan, find=lambda package, executable: '/bin/x')
+    # The simulator and the composed process are `python -m`: nothing to look up.
+    composed = launch_support.record_plan({'composed': 'true', 'simulate': 'true'})
+    launch_support.check_installed(composed, find=lambda package, executable: None)
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='prctl is Linux only')
+def test_orphan_guard_stops_a_process_whose_launch_died(tmp_path):
+    """A process under the guard gets SIGTERM once the process that started it is gone."""
+    import psutil
+
+    marker = tmp_path / 'child'
+    child = ('import pathlib, signal, sys, time\n'
+             'path = pathlib.Path(sys.argv[1])\n'
+             'signal.signal(signal.SIGTERM, lambda *_: (path.write_text("SIGTERM"), sys.exit(0)))\n'
+             'path.write_text("started")\n'
+             'time.sleep(60)\n')
+    # The "launch": starts the child under the guard, exits without stopping it.
+    launcher = ('import pathlib, subprocess, sys, time\n'
+                'from sensr_bridge import launch_support\n'
+                'child = subprocess.Popen([*launch_support.orphan_guard(), sys.executable,'
+                ' "-c", sys.argv[1], sys.argv[2]])\n'
+                'print(child.pid, flush=True)\n'
+                'end = time.monotonic() + 30\n'
+                'while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < end:\n'
+                '    time.sleep(0.02)\n')
+    result = subprocess.run([sys.executable, '-c', launcher, child, str(marker)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=True)
+    pid = int(result.stdout.split()[0])
+
+    def gone():
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    assert wait_until(gone, 10), 'the orphan kept running'
+    assert marker.read_text() == 'SIGTERM'
+    # Its launch process already gone before it started: it does not start at all.
+    late = subprocess.run([*launch_support.orphan_guard(parent=1), sys.executable, '-c',
+                           'print("started")'], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert late.returncode != 0 and not late.stdout, late
+    assert 'the launch process is gone' in late.stderr
+
+
+def test_recorder_wait_until_every_topic_is_subscribed():
+    wait = launch_support.RecorderWait('sensr')
+    bridge = ['/sensr/points', '/sensr/events', '/sensr/sensr_bridge/transition_event',
+              '/diagnostics', '/rosout', '/parameter_events']
+    assert wait.update(0.0, [], []) is None  # the bridge not in the graph yet
+    assert wait.update(0.1, bridge, []) is None
+    assert wait.update(0.2, bridge, ['/sensr/events', '/rosout']) is None
+    assert wait.update(5.0, bridge, ['/sensr/events', '/sensr/points']) == ''
+
+
+def test_recorder_wait_for_a_recorder_of_some_topics():
+    """topics/topic_regex may leave some out: ready once no new one came for quiet_s."""
+    wait = launch_support.RecorderWait('robot/lidar', quiet_s=1.0)
+    bridge = ['/robot/lidar/points', '/robot/lidar/events']
+    assert wait.update(0.0, bridge, ['/robot/lidar/points']) is None
+    assert wait.update(0.9, bridge, ['/robot/lidar/points']) is None
+    assert wait.update(1.0, bridge, ['/robot/lidar/points']) == ''
+
+
+def test_recorder_wait_times_out_with_a_note():
+    wait = launch_support.RecorderWait('sensr', timeout_s=15.0)
+    bridge = ['/sensr/points', '/sensr/events']
+    assert wait.update(0.0, bridge, []) is None
+    assert wait.update(14.9, bridge, []) is None
+    note = wait.update(15.0, bridge, [])
+    assert '/sensr/events, /sensr/points within 15 s' in note
+    assert 'activating the bridge anyway' in note
+
+
+def test_process_errors_keep_the_last_error():
+    errors = launch_support.ProcessErrors()
+    assert errors.last('recorder') is None
+    errors.feed('recorder', b'[INFO] [1796545192.8] [sensr.sensr_recorder]: recording to x\n'
+                b'[ERROR] [1796545192.9] [sensr.sensr_recorder]: configuration rejected: '
+                b'output_dir x cannot be created: File exists\n', stderr=True)
+    errors.feed('recorder', '[WARN] [1796545193.0] [sensr.sensr_recorder]: later\n', stderr=True)
+    assert errors.last('recorder') == \
+        'configuration rejected: output_dir x cannot be created: File exists'
+    errors.feed('sim', 'ready output_port=1 point_port=2\n')
+    assert errors.last('sim') is None  # stdout that is not an error
+    errors.feed('sim', 'Traceback (most recent call last):\n  File "x"\n'
+                'OSError: [Errno 98] Address already in use\n', stderr=True)
+    assert errors.last('sim') == 'OSError: [Errno 98] Address already in use'
+
+
+def test_failure_lines():
+    assert launch_support.lifecycle_failure('sensr_recorder', 'configuring', 'unconfigured',
+                                            'why') == \
+        'sensr_recorder failed to configure: why; stopping the launch'
+    line = launch_support.lifecycle_failure('sensr_bridge', 'activating', 'errorprocessing',
+                                            None)
+    assert line.startswith('sensr_bridge raised an error while activating: see its log')
+    assert launch_support.exit_failure('sensr_record', 1, 'boom') == \
+        'sensr_record exited with code 1: boom; stopping the launch'
+    failure = launch_support.exit_is_failure
+    assert not failure(0, shutting_down=False)
+    assert failure(1, shutting_down=True)
+    assert failure(-signal.SIGINT, shutting_down=False)
+    assert not failure(-signal.SIGINT, shutting_down=True)  # still starting when stopped
+    assert not failure(-signal.SIGTERM, shutting_down=True)
+    assert failure(-signal.SIGKILL, shutting_down=True)  # outlived its sigterm_timeout
 
 
 # --- config files ------------------------------------------------------------------------
@@ -663,43 +838,39 @@ def test_composed_process_records_every_frame(tmp_path):
     assert '/composed_test/points' not in counts
 
 
-# --- record.launch.py through launch itself, where launch is installed -------------------
+# --- record.launch.py through the real LaunchService -----------------------------------
 
-def _launch_modules():
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
     try:
-        import launch_ros  # noqa: F401
+        for sock in sockets:
+            sock.bind(('127.0.0.1', 0))
+        return [str(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
-        import launch
-    except ImportError as exc:
-        pytest.skip(f'launch/launch_ros not importable ({exc}); they have no pip wheels: '
-                    'run under a sourced ROS 2 install (colcon test)')
-    return launch
 
-
-@pytest.mark.parametrize('composed', ['false', 'true'])
+@NEEDS_LAUNCH
+@pytest.mark.parametrize('composed', [
+    # launch_ros finds the node executables through the ament index
+    pytest.param('false', marks=NEEDS_INSTALLED_PACKAGE), 'true'])
 def test_record_launch_with_launch_service(tmp_path, composed):
-    launch = _launch_modules()
-    if composed == 'false':  # launch_ros finds the node executables through the ament index
-        from ament_index_python.packages import (
-            PackageNotFoundError,
-            get_package_share_directory,
-        )
-
-        try:
-            get_package_share_directory(launch_support.PACKAGE)
-        except PackageNotFoundError:
-            pytest.skip('sensr_bridge is not installed in a sourced workspace (colcon build)')
     from launch.actions import IncludeLaunchDescription, Shutdown, TimerAction
     from launch.launch_description_sources import PythonLaunchDescriptionSource
 
+    import launch
+
+    output_port, point_port = free_ports(2)
     arguments = {'simulate': 'true', 'composed': composed, 'output_dir': str(tmp_path),
                  'sim_points': '20000', 'sim_rate': '10', 'namespace': 'launch_service',
-                 'output_port': '15050', 'point_port': '15051'}
+                 'output_port': output_port, 'point_port': point_port}
     service = launch.LaunchService()
     service.include_launch_description(launch.LaunchDescription([
         IncludeLaunchDescription(PythonLaunchDescriptionSource(str(RECORD_LAUNCH)),
                                  launch_arguments=arguments.items()),
-        # Record for a while (launch's own timer), then shut down as Ctrl+C would.
+        # Record for a while (launch's own timer), then shut down as launch does on an
+        # event: it sends SIGINT to every process itself.
         TimerAction(period=12.0, actions=[Shutdown(reason='test done')]),
     ]))
     assert service.run() == 0
@@ -708,4 +879,3 @@ def test_record_launch_with_launch_service(tmp_path, composed):
     counts = {t.name: t.count for t in summarize(bags[0].parent).topics}
     assert counts.get('/launch_service/points', 0) > 0, counts
     assert counts.get('/launch_service/output_raw', 0) > 0, counts
-
