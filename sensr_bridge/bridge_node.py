@@ -587,6 +587,7 @@ class BridgeNode(GuardedLifecycleNode):
                                         DiagnosticStatus.OK if ok else DiagnosticStatus.WARN,
                                         self._sensr_health, {}))
         array.status.append(self._publishers_status(hw))
+        array.status.append(self.callbacks_status(hw))
         self._diag_pub.publish(array)
 
     def _publishers_status(self, hw: str) -> DiagnosticStatus:
@@ -622,7 +623,6 @@ def client_stats(client: SensrClient) -> dict[str, Any]:
                 'bytes': s.bytes, 'connects': s.connects, 'disconnects': s.disconnects,
                 'failed_attempts': s.failed_attempts,
                 'unhealthy_connections': s.unhealthy_connections,
-        array.status.append(self.callbacks_status(hw))
                 'reconnect_delay_seconds': round(s.reconnect_delay_s, 3),
                 'oversized_frames': s.oversized,
                 'text_frames': s.text_frames, 'overflow_closes': s.overflow_closes,
