@@ -12,7 +12,8 @@ what was expected in plain words. :func:`declare_parameters` declares a node's
 :func:`sensr_bridge.runtime.run_nodes` logs that line and exits with code 1.
 
 ``sensr_version:=3.0`` is a number to the ROS argument parser; the versions SENSR has
-are accepted as numbers too (:data:`NUMERIC_ALIASES`).
+are accepted as numbers too (:data:`NUMERIC_ALIASES`). Likewise ``stall_timeout:=5`` is
+an integer to it: a whole number is accepted where a float is expected.
 """
 
 from __future__ import annotations
@@ -150,14 +151,19 @@ def declare_parameters(node: Node, table: Sequence[tuple[str, Any, str]], *,
         try:
             node.declare_parameter(name, default, desc)
         except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            error: Exception = exc
             given = _given_value(node, name)
-            alias = _alias(name, given)
-            if alias is None:
-                message = _explain(name, default, given, exc)
-                logger = node.get_logger().name
-                node.destroy_node()
-                raise ParameterError(message, name, logger) from None
-            node.declare_parameter(name, alias, desc, ignore_override=True)
+            accepted = _coerced(name, default, given)
+            if accepted is not None:
+                try:
+                    node.declare_parameter(name, accepted, desc, ignore_override=True)
+                    continue
+                except InvalidParameterValueException as out_of_range:
+                    given, error = accepted, out_of_range
+            message = _explain(name, default, given, error)
+            logger = node.get_logger().name
+            node.destroy_node()
+            raise ParameterError(message, name, logger) from None
 
 
 def _given_value(node: Node, name: str) -> Any:
@@ -169,8 +175,14 @@ def _given_value(node: Node, name: str) -> Any:
         node.undeclare_parameter(name)
 
 
-def _alias(name: str, value: Any) -> str | None:
-    """Return the string a number stands for (:data:`NUMERIC_ALIASES`), or None."""
+def _coerced(name: str, default: Any, value: Any) -> str | float | None:
+    """Return what a number given for ``name`` stands for, or None if nothing.
+
+    The string of :data:`NUMERIC_ALIASES`, or the float of an integer given where a float
+    is expected.
+    """
+    if type(value) is int and type(default) is float:
+        return float(value)
     if type(value) is not float:
         return None
     return NUMERIC_ALIASES.get(name, {}).get(value)

@@ -45,6 +45,8 @@ def run(module, *params):
      "parameter output_port: expected an integer, got 'abc' (a string)"),
     ('bridge_node', 'output_port:=70000',
      'parameter output_port: 70000 is out of range (expected 0..65535)'),
+    ('bridge_node', 'stall_timeout:=-3',
+     'parameter stall_timeout: -3.0 is out of range (expected 0.0..86400.0)'),
     ('bridge_node', 'sensr_version:=2.5',
      'parameter sensr_version: expected a string (or one of the numbers 3.0, 3.1), got 2.5'),
     ('recorder_node', 'metadata_version:=nine',
@@ -60,6 +62,15 @@ def test_wrong_type_or_range_is_one_line_and_exit_1(module, param, expected):
     assert len(lines) == 1, lines
     assert '[ERROR]' in lines[0] and expected in lines[0], lines
     assert 'Traceback' not in done.stderr
+
+
+def test_a_whole_number_is_accepted_for_a_float(context):
+    node = BridgeNode(context=context, cli_args=['--ros-args', '-p', 'stall_timeout:=5'])
+    try:
+        assert node.get_parameter('stall_timeout').value == 5.0
+        assert node.get_parameter('stall_timeout').type_ == Parameter.Type.DOUBLE
+    finally:
+        node.destroy_node()
 
 
 def test_sensr_version_given_as_a_number_is_accepted(context):
@@ -98,9 +109,9 @@ def test_declared_with_ranges_and_read_only(context):
 def test_error_in_process_names_parameter_and_node(context):
     with pytest.raises(ParameterError) as caught:
         BridgeNode(namespace='lidar', context=context,
-                   parameter_overrides=[Parameter('stall_timeout', value=5)])
+                   parameter_overrides=[Parameter('stall_timeout', value='5 s')])
     assert str(caught.value) == ('parameter stall_timeout: expected a number with a decimal '
-                                 'point, got 5 (an integer)')
+                                 "point, got '5 s' (a string)")
     assert caught.value.parameter == 'stall_timeout'
     assert caught.value.logger_name == 'lidar.sensr_bridge'
 
