@@ -1,6 +1,6 @@
 # Copyright 2026 sensr_bridge developers
 # SPDX-License-Identifier: Apache-2.0
-"""What the tests share: which parts of a ROS 2 installation are here.
+"""What the tests share: which parts of a ROS 2 installation are here; polling; ports.
 
 On a machine with PyPI wheels only, tests that need rosbag2_py, launch, the ``ros2``
 CLI or this package installed by colcon are skipped. In CI's run inside the real ROS 2
@@ -10,9 +10,12 @@ fail, so that run proves what it claims to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import importlib.util
 import os
 import shutil
+import socket
+import time
 
 import pytest
 
@@ -62,3 +65,31 @@ NEEDS_LAUNCH = needs('launch, launch_ros and launch_testing', HAVE_LAUNCH)
 NEEDS_ROS2_CLI = needs('the ros2 command line', HAVE_ROS2_CLI)
 NEEDS_INSTALLED_PACKAGE = needs('sensr_bridge built and sourced (colcon build)',
                                 package_installed())
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0,
+               interval: float = 0.02) -> bool:
+    """Poll a condition that has no event to wait on (the ROS graph, counters, files).
+
+    Returns:
+        True once ``condition()`` is true, False when ``timeout`` seconds passed first.
+
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def free_ports(count: int) -> list[str]:
+    """Return ``count`` TCP ports of 127.0.0.1 that were free a moment ago, as strings."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(('127.0.0.1', 0))
+        return [str(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()

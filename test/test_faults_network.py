@@ -26,6 +26,7 @@ import threading
 import time
 
 from certs import make_certificates
+from helpers import wait_until
 import psutil
 import pytest
 import rclpy
@@ -66,16 +67,6 @@ def report(case, **figures):
         merged = json.loads(target.read_text()) if target.exists() else {}
         merged[case] = figures
         target.write_text(json.dumps(merged, indent=2, sort_keys=True) + '\n')
-
-
-def wait_until(predicate, timeout=TIMEOUT, interval=0.005):
-    """Poll a condition that has no event to wait on (bridge counters, client stats)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-    return True
 
 
 class LogSpy:

@@ -21,14 +21,12 @@ import importlib.util
 import os
 from pathlib import Path
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 
-from helpers import NEEDS_INSTALLED_PACKAGE, NEEDS_LAUNCH
+from helpers import NEEDS_INSTALLED_PACKAGE, NEEDS_LAUNCH, free_ports, wait_until
 from lifecycle_msgs.msg import Transition
 import pytest
 import yaml
@@ -55,16 +53,6 @@ LABELS = {
     ('activate', 'error'): [('inactive', 'activating'), ('activating', 'errorprocessing'),
                             ('errorprocessing', 'unconfigured')],
 }
-
-
-def wait_until(condition, timeout, interval=0.05):
-    """Poll ``condition`` until it is true (True) or ``timeout`` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-    return True
 
 
 # --- the launch files as Python -------------------------------------------------------
@@ -839,17 +827,6 @@ def test_composed_process_records_every_frame(tmp_path):
 
 
 # --- record.launch.py through the real LaunchService -----------------------------------
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(('127.0.0.1', 0))
-        return [str(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
 
 @NEEDS_LAUNCH
 @pytest.mark.parametrize('composed', [

@@ -17,6 +17,7 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
+from helpers import wait_until
 import psutil
 import pytest
 import rclpy
@@ -45,16 +46,6 @@ TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 
 def state(node):
     return node._state_machine.current_state[1]
-
-
-def wait_until(predicate, timeout=10.0, period=0.02):
-    """Poll a condition that has no event (the ROS graph, counters) until a deadline."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(period)
-    return True
 
 
 @pytest.fixture

@@ -22,12 +22,11 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
 
-from helpers import NEEDS_INSTALLED_PACKAGE, NEEDS_LAUNCH, NEEDS_ROS2_CLI
+from helpers import NEEDS_INSTALLED_PACKAGE, NEEDS_LAUNCH, NEEDS_ROS2_CLI, free_ports, wait_until
 import psutil
 import pytest
 import yaml
@@ -42,28 +41,6 @@ SIM_POINTS = '20000'  # 400 KB clouds: what is checked does not depend on their 
 RECORD_S = 8.0  # after the bridge connected (startup takes 3-10 s on a loaded machine)
 START_TIMEOUT_S = 60.0
 EXIT_TIMEOUT_S = 30.0  # less than the recorder's sigterm_timeout: no escalation allowed
-
-
-def wait_until(condition, timeout, interval=0.1):
-    """Poll ``condition`` until it is true (return True) or ``timeout`` passes (False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(('127.0.0.1', 0))
-        return [str(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class Launch:
