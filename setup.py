@@ -34,6 +34,7 @@ setup(
             'simulator = sensr_bridge.simulator:main',
             'bag_info = sensr_bridge.bag.info:main',
             'bag_reindex = sensr_bridge.bag.reindex:main',
+            'tracks = sensr_bridge.tracks:main',
             'bench = sensr_bridge.bench:main',
             'shm_clean = sensr_bridge.shm:main',
         ],

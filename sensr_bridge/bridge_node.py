@@ -39,6 +39,7 @@ from sensr_bridge import cdr, cloud, decode, malloc, outputs, parameters, protoc
 from sensr_bridge.client import ClientOptions, SensrClient
 from sensr_bridge.errors import ConfigError, DecodeError
 from sensr_bridge.lifecycle import GuardedLifecycleNode
+from sensr_bridge.objects import detection_array, frame_json, frame_rows, has_objects, vision_msgs
 from sensr_bridge.stats import Counters, LatencyWindow, write_json
 
 try:  # Iron and newer
@@ -76,6 +77,9 @@ PARAMETERS: list[tuple[str, Any, str]] = [
      '[0] = all.'),
     ('publish_object_points', True, 'Publish object_points from Object.points (port 5050).'),
     ('publish_markers', True, 'Publish objects/markers and zones/markers for RViz.'),
+    ('publish_objects', True,
+     'Publish every object of a frame on objects (vision_msgs/Detection3DArray, where '
+     'vision_msgs is installed) and objects/json (all fields, as JSON).'),
     ('publish_raw_output', True, 'Publish output_raw: every OutputMessage as its protobuf bytes.'),
     ('qos_reliability', 'reliable', "'reliable' (REP-2003 default) or 'best_effort'."),
     ('qos_depth', 5, 'History depth of the publishers (each 14.7 MB cloud is held per slot).'),
@@ -293,6 +297,8 @@ class BridgeNode(GuardedLifecycleNode):
                     MarkerArray, 'objects/markers', self._qos())
                 self._pubs['zone_markers'] = self.create_lifecycle_publisher(
                     MarkerArray, 'zones/markers', self._qos(latched=True))
+            if p['publish_objects']:
+                self._create_object_publishers(overrides)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._cloud_options = options
         if not self._start_pipeline():
@@ -309,6 +315,19 @@ class BridgeNode(GuardedLifecycleNode):
             f" tls={p['use_tls']} clouds={options.mode} decode_workers={p['decode_workers']}"
             f" qos={p['qos_reliability']}/depth {p['qos_depth']}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _create_object_publishers(self, overrides: QoSOverridingOptions) -> None:
+        """Create objects/json, and objects where vision_msgs is installed (else say so)."""
+        self._pubs['objects_json'] = self.create_lifecycle_publisher(
+            String, 'objects/json', self._qos(), qos_overriding_options=overrides)
+        msgs = vision_msgs()
+        if msgs is None:
+            self.get_logger().info(
+                'objects (vision_msgs/Detection3DArray) is off: vision_msgs is not installed; '
+                'objects/json carries every object')
+            return
+        self._pubs['objects'] = self.create_lifecycle_publisher(
+            msgs.Detection3DArray, 'objects', self._qos(), qos_overriding_options=overrides)
 
     def _start_pipeline(self) -> bool:
         """Start the decoder and the output thread (``drain`` stops them); False on error."""
@@ -526,6 +545,8 @@ class BridgeNode(GuardedLifecycleNode):
                     pts = outputs.object_points(objects)
                     pubs['object_points'].publish(cloud.serialize_cloud(
                         stamp, frame_id, cloud.XYZI_OBJECT, pts))
+            if 'objects_json' in pubs and has_objects(stream):
+                self._publish_objects(stream, stamp, frame_id)
             if stream.has_zones or stream.zones:
                 zones = list(stream.zones)
                 pubs['zones'].publish(String(data=outputs.zones_json(zones)))
@@ -545,6 +566,20 @@ class BridgeNode(GuardedLifecycleNode):
             pubs['custom'].publish(String(data=outputs.to_json(custom, stamp_ns=stamp)))
         self._last_output_ns = recv_ns
         self.counters.add('output_published')
+
+    def _publish_objects(self, stream: Any, stamp: int, frame_id: str) -> None:
+        """Publish every object of a frame on objects/json (and objects); count bad ones."""
+        frame = frame_rows(stream)
+        for reason, n in frame.skipped.items():
+            key = f'output_bad_object_{reason}'
+            self.counters.add(key, n)
+            self._warn_throttled(key, f'output: {n} object(s) skipped ({reason}): '
+                                 f'{frame.first_error[reason]} ({self.counters.get(key)} so far)')
+        self._pubs['objects_json'].publish(String(data=frame_json(frame, stamp, frame_id)))
+        if 'objects' in self._pubs:
+            self._pubs['objects'].publish(detection_array(frame.rows, stamp, frame_id,
+                                                          vision_msgs()))
+        self.counters.add('objects_published', len(frame.rows))
 
     def _health(self, health: Any, stamp: int, origin: str) -> None:
         self._sensr_health = protocol.enum_name(protocol.HEALTH_STATUS, health.master)

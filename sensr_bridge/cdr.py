@@ -72,6 +72,54 @@ def serialize_uint8_multiarray(label: str, data: bytes | memoryview) -> bytes:
     return b''.join((w.buf, data))
 
 
+def read_uint8_multiarray(data: bytes | memoryview) -> tuple[list[str], memoryview]:
+    """Read a serialized ``std_msgs/msg/UInt8MultiArray`` without copying its bytes.
+
+    Args:
+        data: The CDR message (little- or big-endian).
+
+    Returns:
+        The labels of its layout's dimensions and its data (a view into ``data``).
+
+    Raises:
+        ValueError: The bytes are not a complete UInt8MultiArray.
+
+    """
+    buf = memoryview(data).cast('B')
+    if len(buf) < 8 or buf[0] != 0 or buf[1] not in (0, 1):
+        msg = 'not a CDR message'
+        raise ValueError(msg)
+    u32 = struct.Struct('<I' if buf[1] == 1 else '>I')
+    pos = 4
+
+    def read_u32() -> int:
+        nonlocal pos
+        pos += -(pos - 4) % 4
+        if pos + 4 > len(buf):
+            msg = 'UInt8MultiArray truncated'
+            raise ValueError(msg)
+        (value,) = u32.unpack_from(buf, pos)
+        pos += 4
+        return value
+
+    labels = []
+    for _ in range(read_u32()):
+        size = read_u32()
+        if not 1 <= size <= len(buf) - pos:
+            msg = 'UInt8MultiArray dimension label truncated'
+            raise ValueError(msg)
+        labels.append(bytes(buf[pos:pos + size - 1]).decode(errors='replace'))
+        pos += size
+        read_u32()  # size
+        read_u32()  # stride
+    read_u32()  # data_offset
+    size = read_u32()
+    if size > len(buf) - pos:
+        msg = f'UInt8MultiArray data truncated: {len(buf) - pos} of {size} bytes'
+        raise ValueError(msg)
+    return labels, buf[pos:pos + size]
+
+
 def header_stamp_ns(data: bytes | memoryview) -> int | None:
     """Read the ``std_msgs/Header`` stamp that starts a serialized message, in nanoseconds.
 

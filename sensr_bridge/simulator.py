@@ -1294,6 +1294,26 @@ class Simulator:
         body = self._bodies[seq % self.config.frames_precomputed]
         return body.tobytes() + _uid_field(f'sim:{seq}')
 
+    def expected_output_message(self, seq: int) -> bytes:
+        """Return the exact bytes of the OutputMessage with the stream of frame ``seq``.
+
+        The frame's objects, zones and health, stamped with its send time; the separate
+        event and custom messages are not included.
+
+        Args:
+            seq: Frame sequence number, from 0; it must be in :meth:`sent_log`.
+
+        Returns:
+            The serialized OutputMessage, byte-identical to what clients received.
+
+        Raises:
+            KeyError: The frame was not sent, or is no longer in the send log.
+
+        """
+        with self._log_lock:
+            sent_ns = self._sent_log[seq]
+        return self._stream_message(seq, seq % self.config.frames_precomputed, sent_ns)
+
     # --- fault injection ---------------------------------------------------------------
 
     def drop_connections(self, port: str | int | None = None) -> int:
