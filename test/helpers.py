@@ -41,6 +41,7 @@ def package_installed() -> bool:
 HAVE_ROSBAG2_PY = _importable('rosbag2_py')
 HAVE_LAUNCH = _importable('launch', 'launch_ros', 'launch_testing')
 HAVE_ROS2_CLI = shutil.which('ros2') is not None
+HAVE_VISION_MSGS = _importable('vision_msgs')
 
 
 def needs(what: str, available: bool) -> pytest.MarkDecorator:
@@ -63,6 +64,7 @@ def needs(what: str, available: bool) -> pytest.MarkDecorator:
 NEEDS_ROSBAG2_PY = needs('rosbag2_py', HAVE_ROSBAG2_PY)
 NEEDS_LAUNCH = needs('launch, launch_ros and launch_testing', HAVE_LAUNCH)
 NEEDS_ROS2_CLI = needs('the ros2 command line', HAVE_ROS2_CLI)
+NEEDS_VISION_MSGS = needs('vision_msgs', HAVE_VISION_MSGS)
 NEEDS_INSTALLED_PACKAGE = needs('sensr_bridge built and sourced (colcon build)',
                                 package_installed())
 
