@@ -4,9 +4,12 @@
 
 import os
 import random
+import threading
 
 from hypothesis import settings
 import pytest
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
 
 from sensr_bridge import paths, shm
 from sensr_bridge.simulator import Simulator, SimulatorConfig
@@ -49,3 +52,15 @@ def make_sim(request):
     yield make
     for sim in sims:
         sim.stop()
+
+
+@pytest.fixture
+def ros():
+    """An rclpy context of its own and a MultiThreadedExecutor (its spin thread not started)."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(context=context)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    yield context, executor, thread
+    executor.shutdown(timeout_sec=2)
+    rclpy.try_shutdown(context=context)

@@ -95,3 +95,31 @@ def free_ports(count: int) -> list[str]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+class LogSpy:
+    """Stands in for a node's logger: records every line and forwards it."""
+
+    def __init__(self, logger: object) -> None:
+        self._logger = logger
+        self.lines: list[tuple[str, str]] = []
+
+    # One call site per severity: rclpy refuses a call site whose severity changes.
+    def info(self, text: str, **kwargs: object) -> object:
+        self.lines.append(('info', text))
+        return self._logger.info(text, **kwargs)
+
+    def warning(self, text: str, **kwargs: object) -> object:
+        self.lines.append(('warning', text))
+        return self._logger.warning(text, **kwargs)
+
+    def error(self, text: str, **kwargs: object) -> object:
+        self.lines.append(('error', text))
+        return self._logger.error(text, **kwargs)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._logger, name)
+
+    def count(self, level: str, needle: str = '') -> int:
+        """Lines of ``level`` that contain ``needle``."""
+        return sum(1 for lv, text in self.lines if lv == level and needle in text)

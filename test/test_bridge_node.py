@@ -7,7 +7,6 @@ import threading
 import numpy as np
 import pytest
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -41,17 +40,6 @@ class Collector:
     def wait(self, topic, n, timeout=30.0):
         with self.cond:
             return self.cond.wait_for(lambda: len(self.msgs[topic]) >= n, timeout)
-
-
-@pytest.fixture
-def ros():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = MultiThreadedExecutor(context=context)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    yield context, executor, thread
-    executor.shutdown(timeout_sec=2)
-    rclpy.try_shutdown(context=context)
 
 
 def start_bridge(context, executor, sim, **params):

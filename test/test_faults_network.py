@@ -26,7 +26,7 @@ import threading
 import time
 
 from certs import make_certificates
-from helpers import wait_until
+from helpers import LogSpy, wait_until
 import psutil
 import pytest
 import rclpy
@@ -67,33 +67,6 @@ def report(case, **figures):
         merged = json.loads(target.read_text()) if target.exists() else {}
         merged[case] = figures
         target.write_text(json.dumps(merged, indent=2, sort_keys=True) + '\n')
-
-
-class LogSpy:
-    """Stands in for a node's logger: records every line and forwards it."""
-
-    def __init__(self, logger):
-        self._logger = logger
-        self.lines = []
-
-    # One call site per severity: rclpy refuses a call site whose severity changes.
-    def info(self, text, **kwargs):
-        self.lines.append(('info', text))
-        return self._logger.info(text, **kwargs)
-
-    def warning(self, text, **kwargs):
-        self.lines.append(('warning', text))
-        return self._logger.warning(text, **kwargs)
-
-    def error(self, text, **kwargs):
-        self.lines.append(('error', text))
-        return self._logger.error(text, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._logger, name)
-
-    def count(self, level, needle=''):
-        return sum(1 for lv, text in self.lines if lv == level and needle in text)
 
 
 @pytest.fixture(scope='module')

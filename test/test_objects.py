@@ -7,11 +7,10 @@ import math
 import threading
 
 from geometry_msgs.msg import Pose, PoseWithCovariance, Vector3
-from helpers import HAVE_VISION_MSGS, NEEDS_VISION_MSGS
+from helpers import HAVE_VISION_MSGS, NEEDS_VISION_MSGS, LogSpy
 import numpy as np
 import pytest
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
@@ -269,28 +268,6 @@ def test_vision_msgs_module_is_found_where_installed():
 # --- a real bridge against the simulator -------------------------------------------------
 
 
-class LogSpy:
-    """Stands in for a node's logger and records every line."""
-
-    def __init__(self, logger):
-        self._logger, self.lines = logger, []
-
-    def info(self, text, **kwargs):
-        self.lines.append(('info', text))
-        return self._logger.info(text, **kwargs)
-
-    def warning(self, text, **kwargs):
-        self.lines.append(('warning', text))
-        return self._logger.warning(text, **kwargs)
-
-    def error(self, text, **kwargs):
-        self.lines.append(('error', text))
-        return self._logger.error(text, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._logger, name)
-
-
 class Collector:
     """Keeps every message of some topics (deserialized) and signals counts."""
 
@@ -310,17 +287,6 @@ class Collector:
     def wait(self, topic, n, timeout=TIMEOUT):
         with self.cond:
             return self.cond.wait_for(lambda: len(self.msgs[topic]) >= n, timeout)
-
-
-@pytest.fixture
-def ros():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = MultiThreadedExecutor(context=context)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    yield context, executor, thread
-    executor.shutdown(timeout_sec=2)
-    rclpy.try_shutdown(context=context)
 
 
 def run_bridge(ros, sim, topics, **params):
