@@ -28,10 +28,11 @@ setup(
     python_requires='>=3.10',
     entry_points={
         'console_scripts': [
-            'bridge_node = sensr_bridge.bridge_node:main',
-            'recorder_node = sensr_bridge.recorder_node:main',
-            'record = sensr_bridge.record:main',
-            'simulator = sensr_bridge.simulator:main',
+            # SIGINT/SIGTERM handled from the first instant (sensr_bridge/shutdown.py).
+            'bridge_node = sensr_bridge.shutdown:bridge_node',
+            'recorder_node = sensr_bridge.shutdown:recorder_node',
+            'record = sensr_bridge.shutdown:record',
+            'simulator = sensr_bridge.shutdown:simulator',
             'bag_info = sensr_bridge.bag.info:main',
             'bag_reindex = sensr_bridge.bag.reindex:main',
             'tracks = sensr_bridge.tracks:main',

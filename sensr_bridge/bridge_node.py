@@ -11,6 +11,11 @@ every drop is counted, logged (throttled) and reported in ``/diagnostics``.
 
 from __future__ import annotations
 
+if __name__ == '__main__':  # python -m: signals handled before the imports below
+    from sensr_bridge.shutdown import bridge_node
+
+    raise SystemExit(bridge_node())
+
 from dataclasses import asdict, dataclass
 import functools
 import inspect
@@ -689,7 +694,3 @@ def main(args: list[str] | None = None) -> int:
         malloc.restart_with_tuned_malloc()
 
     return run_nodes([('bridge', BridgeNode)], args)
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

@@ -37,6 +37,11 @@ as the ``bridge_node`` and ``recorder_node`` executables.
 
 from __future__ import annotations
 
+if __name__ == '__main__':  # python -m: signals handled before the imports below
+    from sensr_bridge.shutdown import composed
+
+    raise SystemExit(composed())
+
 import argparse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -806,7 +811,3 @@ def main(argv: list[str] | None = None) -> int:
          ('bridge', lambda: BridgeNode(BRIDGE_NAME, namespace=args.namespace,
                                        parameter_overrides=bridge))],
         ['sensr_record', *argv[split:]])
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

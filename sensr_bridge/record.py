@@ -11,6 +11,11 @@ and the bag summary at the end. ROS parameters can be given after ``--ros-args``
 
 from __future__ import annotations
 
+if __name__ == '__main__':  # python -m: signals handled before the imports below
+    from sensr_bridge.shutdown import record
+
+    raise SystemExit(record())
+
 import argparse
 import contextlib
 import os
@@ -21,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from sensr_bridge import malloc, paths
+from sensr_bridge import malloc, paths, shutdown
 
 # Options that set a node parameter: (option, node, parameter). They default to SUPPRESS so
 # that only options given on the command line override the node: parameters from
@@ -99,8 +104,8 @@ def node_overrides(args: argparse.Namespace) -> dict[str, list[Any]]:
     return overrides
 
 
-_SIMULATOR_CHILD = ('import sys; from sensr_bridge.record import simulator_child; '
-                    'sys.exit(simulator_child())')
+_SIMULATOR_CHILD = ('import sys; from sensr_bridge.shutdown import run; '
+                    "sys.exit(run('sensr_bridge.record', 'simulator_child', restart=False))")
 
 
 def simulator_child(argv: list[str] | None = None) -> int:
@@ -132,7 +137,10 @@ def simulator_child(argv: list[str] | None = None) -> int:
 def _start_simulator(args: argparse.Namespace) -> tuple[subprocess.Popen[str], int, int]:
     cmd = [sys.executable, '-c', _SIMULATOR_CHILD, str(os.getpid()), '--output-port', '0',
            '--point-port', '0', '--rate', str(args.rate), '--points', str(args.points)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    # Started with SIGINT/SIGTERM blocked: one that comes while it starts waits for its
+    # handler (sensr_bridge.shutdown), as a Ctrl+C reaches it too.
+    with shutdown.held_signals():
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith('ready'):
@@ -157,9 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     from sensr_bridge.recorder_node import RecorderNode
     from sensr_bridge.runtime import run_nodes
 
+    request = shutdown.installed()
+    if request is not None and request.event.is_set():
+        return 0  # SIGINT/SIGTERM while starting: nothing started yet
     sim = None
     if args.simulate:
-        sim, args.output_port, args.point_port = _start_simulator(args)
+        try:
+            sim, args.output_port, args.point_port = _start_simulator(args)
+        except RuntimeError:
+            if request is not None and request.event.is_set():
+                return 0  # the same Ctrl+C stopped the simulator before it was ready
+            raise
         args.host = '127.0.0.1'
         print(f'simulator: {args.points} points at {args.rate} Hz on ports '
               f'{args.output_port}/{args.point_port}', flush=True)
@@ -202,7 +218,3 @@ def main(argv: list[str] | None = None) -> int:
     if code == 0 and bag is not None and (bag / 'metadata.yaml').exists():
         print(format_summary(summarize(bag)), flush=True)
     return code
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

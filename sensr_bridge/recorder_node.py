@@ -12,6 +12,11 @@ that needs a looser QoS appears.
 
 from __future__ import annotations
 
+if __name__ == '__main__':  # python -m: signals handled before the imports below
+    from sensr_bridge.shutdown import recorder_node
+
+    raise SystemExit(recorder_node())
+
 from dataclasses import asdict, dataclass
 import functools
 import importlib
@@ -553,7 +558,3 @@ def main(args: list[str] | None = None) -> int:
         malloc.restart_with_tuned_malloc()
 
     return run_nodes([('recorder', RecorderNode)], args)
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

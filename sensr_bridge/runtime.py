@@ -4,22 +4,21 @@
 
 rclpy's own signal handler shuts the context down at once, after which nothing can be
 published and ``Context.on_shutdown`` callbacks never run. So rclpy is initialised
-without signal handlers, and SIGINT/SIGTERM only set an event: the nodes are then shut
-down in reverse start order (the bridge stops taking frames and publishes what it has,
-then the recorder drains, commits and closes its bag), and only after that is the rclpy
-context shut down. Used by every entry point: ``bridge_node``, ``recorder_node``,
-``record``, and the launch files.
+without signal handlers, and SIGINT/SIGTERM only set an event (the process-wide
+:class:`~sensr_bridge.shutdown.ShutdownRequest`, in place from the program's first
+instant): the nodes are then shut down in reverse start order (the bridge stops taking
+frames and publishes what it has, then the recorder drains, commits and closes its bag),
+and only after that is the rclpy context shut down. Used by every entry point:
+``bridge_node``, ``recorder_node``, ``record``, and the launch files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 import contextlib
-import signal
 import sys
 import threading
 import time
-from typing import Any
 
 import rclpy
 from rclpy.exceptions import InvalidHandle
@@ -30,31 +29,10 @@ from rclpy.signals import SignalHandlerOptions
 
 from sensr_bridge import malloc, shm
 from sensr_bridge.errors import ConfigError
+from sensr_bridge.shutdown import ShutdownRequest, installed
 
 NodeSpec = tuple[str, Callable[..., LifecycleNode]]
 """(role, factory) of a node; the factory is called with ``context=`` only."""
-
-
-class ShutdownRequest:
-    """An event set by SIGINT/SIGTERM (or by code), remembering which signal came."""
-
-    def __init__(self) -> None:
-        """Create an unset request."""
-        self.event = threading.Event()
-        self.signal_name = ''
-
-    def install(self) -> None:
-        """Route SIGINT and SIGTERM to this request (main thread only)."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handler)
-
-    def _handler(self, signum: int, _frame: Any) -> None:
-        self.signal_name = signal.Signals(signum).name
-        self.event.set()
-
-    def set(self) -> None:
-        """Request shutdown from code."""
-        self.event.set()
 
 
 def _autostart(nodes: list[LifecycleNode]) -> bool:
@@ -94,21 +72,27 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
             misses nothing at the start); they are shut down in reverse order.
         args: Command line (ROS arguments are honoured: ``--ros-args -p ...``).
         duration: Stop after this many seconds (None: until SIGINT/SIGTERM).
-        request: Shutdown request to use (a new one bound to SIGINT/SIGTERM otherwise).
-        on_started: Called with the nodes once they are started.
+        request: Shutdown request to use (otherwise the process-wide one of
+            :func:`sensr_bridge.shutdown.run`, else a new one), bound to SIGINT/SIGTERM.
+        on_started: Called with the nodes once they are started (not when shutdown was
+            requested before all of them existed).
         on_progress: Called with the nodes every ``progress_period`` seconds.
         progress_period: Seconds between ``on_progress`` calls.
 
     Returns:
         Process exit code: 0 on a clean run, 1 if a node failed to start (a
         :class:`~sensr_bridge.errors.ConfigError` raised while creating a node, such as a
-        parameter of the wrong type, is logged in one line).
+        parameter of the wrong type, is logged in one line). 0 at once, without rclpy,
+        when shutdown was requested before (a signal while the program started); a node
+        not created yet when it comes is not created, nor started.
 
     """
     argv = sys.argv if args is None else args
-    request = request or ShutdownRequest()
+    request = request or installed() or ShutdownRequest()
     if threading.current_thread() is threading.main_thread():
         request.install()
+    if request.event.is_set():
+        return 0
     malloc.keep_freed_buffers()
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     _remove_stale_segments()
@@ -120,6 +104,8 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
     code = 0
     try:
         for _role, factory in specs:
+            if request.event.is_set():
+                break
             try:
                 node = factory()
             except ConfigError as exc:
@@ -131,10 +117,10 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
             nodes.append(node)
             executor.add_node(node)
         spinner.start()
-        if code == 0 and not _autostart(nodes):
+        if code == 0 and not request.event.is_set() and not _autostart(nodes):
             code = 1
             request.set()
-        if on_started is not None and code == 0:
+        if on_started is not None and code == 0 and len(nodes) == len(specs):
             on_started(nodes)
         deadline = None if duration is None else time.monotonic() + duration
         while not request.event.is_set():

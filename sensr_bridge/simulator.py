@@ -34,6 +34,11 @@ Command line (``simulator`` console script or ``python -m sensr_bridge.simulator
 
 from __future__ import annotations
 
+if __name__ == '__main__':  # python -m: signals handled before the imports below
+    from sensr_bridge.shutdown import simulator
+
+    raise SystemExit(simulator())
+
 import argparse
 import base64
 import binascii
@@ -55,12 +60,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from sensr_bridge import protocol, wire
+from sensr_bridge import protocol, shutdown, wire
 from sensr_bridge.errors import ConfigError, SimulatorError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from types import FrameType, TracebackType
+    from types import TracebackType
 
     from google.protobuf.message import Message
 
@@ -1972,6 +1977,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    # The simulator program's request (sensr_bridge.shutdown): signals since its first instant.
+    request = shutdown.installed()
+    if request is not None and request.event.is_set():
+        return 0
     try:
         config = _config_from_args(args)
         faults = sorted((_parse_fault(spec) for spec in args.fault), key=lambda f: f.at_s)
@@ -1980,18 +1989,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     sim.ignore_pings(args.ignore_pings)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        sim.finish()
-
     handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if request is None:  # called from code: SIGINT/SIGTERM finish the run while it lasts
+        request = shutdown.ShutdownRequest()
+        if threading.current_thread() is threading.main_thread():
+            handlers = request.install()
+    request.add_callback(sim.finish)
     try:
+        if request.event.is_set():
+            return 0  # asked to stop while the frames were precomputed: nothing served
         return _serve(sim, faults, args.flush)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-
-
-if __name__ == '__main__':
-    sys.exit(main())

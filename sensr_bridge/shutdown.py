@@ -1,0 +1,170 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""SIGINT and SIGTERM from a program's first instant: the process-wide shutdown request.
+
+Importing rclpy, numpy and protobuf takes 0.4-2 s, and the node programs then restart
+themselves once (:func:`sensr_bridge.malloc.restart_with_tuned_malloc`). A signal that
+came before :func:`sensr_bridge.runtime.run_nodes` installed its handler met Python's
+default one: a ``KeyboardInterrupt`` traceback from the middle of an import and exit code
+-2 (SIGTERM: killed on the spot, a bag never closed). So this module imports the
+standard library only, and the programs' console scripts (``setup.py``) and their
+``python -m sensr_bridge.<module>`` forms start in :func:`run`:
+
+1. :func:`install` routes SIGINT and SIGTERM to the process-wide :class:`ShutdownRequest`,
+   which only sets an event (and runs its callbacks);
+2. the malloc restart runs with both signals blocked (:func:`held_signals`): the signal
+   mask and pending signals survive ``execve``, handlers do not, so a signal that came
+   meanwhile waits for the restarted program's :func:`install`;
+3. the program's module is imported and its ``main`` runs, each only if no shutdown was
+   requested yet: a signal before the nodes exist ends the program with exit code 0
+   without creating them. ``run_nodes`` (and the simulator) use the same request, so no
+   signal is missed from here on.
+
+What runs before the first line of this module is Python's own start-up and the console
+script: a signal there (the first 20-40 ms; longer where the script looks its entry
+point up in the package metadata, as colcon's do) still meets Python's defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+import contextlib
+import importlib
+import signal
+import threading
+from typing import Any
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""The signals that request a clean shutdown."""
+
+
+class ShutdownRequest:
+    """An event set by SIGINT/SIGTERM (or by code), remembering which signal came."""
+
+    def __init__(self) -> None:
+        """Create an unset request."""
+        self.event = threading.Event()
+        self.signal_name = ''
+        self._callbacks: list[Callable[[], object]] = []
+
+    def install(self) -> dict[int, Any]:
+        """Route SIGINT and SIGTERM to this request and unblock them (main thread only).
+
+        Unblocking delivers a signal held pending by :func:`held_signals` across a restart.
+
+        Returns:
+            The previous handlers, by signal number.
+
+        """
+        previous = {sig: signal.signal(sig, self._handler) for sig in SIGNALS}
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+        return previous
+
+    def _handler(self, signum: int, _frame: Any) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.set()
+
+    def set(self) -> None:
+        """Request shutdown from code."""
+        self.event.set()
+        for callback in list(self._callbacks):
+            callback()
+
+    def add_callback(self, callback: Callable[[], object]) -> None:
+        """Also call ``callback`` when shutdown is requested (in the signal handler).
+
+        A request made before is not replayed: check :attr:`event` after adding.
+        """
+        self._callbacks.append(callback)
+
+
+_request: ShutdownRequest | None = None
+
+
+def installed() -> ShutdownRequest | None:
+    """Return the process-wide request once :func:`install` ran, else None."""
+    return _request
+
+
+def install() -> ShutdownRequest:
+    """Create the process-wide request (once) and route SIGINT/SIGTERM to it (main thread).
+
+    Returns:
+        The process-wide request.
+
+    """
+    global _request  # noqa: PLW0603 (one request per process, by design)
+    if _request is None:
+        _request = ShutdownRequest()
+    _request.install()
+    return _request
+
+
+@contextlib.contextmanager
+def held_signals() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread while the block runs.
+
+    A signal that comes meanwhile stays pending: delivered when the block ends, or,
+    across an ``exec`` or in a child started meanwhile (both inherit the mask), when that
+    program's :func:`install` unblocks it. Only for programs that start in :func:`run`.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def run(module: str, function: str = 'main', *, restart: bool = True) -> int:
+    """Run a program of the package with SIGINT/SIGTERM handled from its first instant.
+
+    Args:
+        module: The program's module, imported only after the handlers are in place.
+        function: Its entry function, called without arguments.
+        restart: Restart with tuned malloc first
+            (:func:`sensr_bridge.malloc.restart_with_tuned_malloc`).
+
+    Returns:
+        The function's exit code; 0 when shutdown was requested before it started.
+
+    """
+    request = install()
+    if restart and not request.event.is_set():
+        from sensr_bridge import malloc
+
+        with held_signals():
+            if not request.event.is_set():
+                malloc.restart_with_tuned_malloc()
+    if request.event.is_set():
+        return 0
+    main = getattr(importlib.import_module(module), function)
+    if request.event.is_set():
+        return 0
+    return main()
+
+
+# Console scripts (setup.py) and what ``python -m sensr_bridge.<module>`` runs.
+
+def bridge_node() -> int:
+    """``bridge_node``: :func:`sensr_bridge.bridge_node.main`."""
+    return run('sensr_bridge.bridge_node')
+
+
+def recorder_node() -> int:
+    """``recorder_node``: :func:`sensr_bridge.recorder_node.main`."""
+    return run('sensr_bridge.recorder_node')
+
+
+def record() -> int:
+    """``record``: :func:`sensr_bridge.record.main`."""
+    return run('sensr_bridge.record')
+
+
+def composed() -> int:
+    """``record.launch.py composed:=true``: :func:`sensr_bridge.launch_support.main`."""
+    return run('sensr_bridge.launch_support')
+
+
+def simulator() -> int:
+    """``simulator``: :func:`sensr_bridge.simulator.main` (no malloc restart)."""
+    return run('sensr_bridge.simulator', restart=False)

@@ -1,0 +1,172 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""SIGINT or SIGTERM while a program starts: a clean exit at every moment (shutdown.py).
+
+Each program runs as the tests and launch run it (``python -m sensr_bridge.<module>``; the
+composed process with the launch plan's command, orphan guard included), in a process
+group of its own, which gets the signal as a Ctrl+C gives it. The moments, each awaited
+by watching the process (/proc has no events to wait on, so it is polled every ms):
+
+- ``handler``: it catches SIGTERM (/proc/PID/status ``SigCgt``), which Python alone does
+  not: the handler of :mod:`sensr_bridge.shutdown` is in place, nothing else happened;
+- ``restarted``: its environment holds ``MALLOC_ARENA_MAX``: the malloc restart's exec
+  happened and the new image is still starting (the signal must wait for its handler);
+- ``importing``: numpy's extension is mapped: rclpy, numpy and protobuf are being imported;
+- ``child`` (record --simulate): its simulator process exists and is starting;
+- ``logged``: a first line of its own (the recorder: its bag is open).
+
+Every run must end with exit code 0, no traceback, ``KeyboardInterrupt`` or "Exception
+ignored", no process of its group left, and no bag or a closed one (``metadata.yaml``,
+readable).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+import re
+import signal
+import time
+
+from helpers import free_ports, wait_until
+import psutil
+import pytest
+from rosbags.rosbag2 import Reader
+from test_faults_process import ENV, PY, Proc
+
+from sensr_bridge import launch_support, malloc
+
+SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
+
+
+def _proc_file(pid: int, name: str) -> bytes:
+    return Path(f'/proc/{pid}/{name}').read_bytes()
+
+
+def catches_sigterm(pid: int) -> bool:
+    status = _proc_file(pid, 'status').decode()
+    caught = re.search(r'^SigCgt:\s*([0-9a-f]+)$', status, re.MULTILINE)
+    return bool(caught and int(caught[1], 16) & SIGTERM_BIT)
+
+
+def restarted(pid: int) -> bool:
+    return b'\0MALLOC_ARENA_MAX=' in b'\0' + _proc_file(pid, 'environ')
+
+
+def importing(pid: int) -> bool:
+    return b'_multiarray_umath' in _proc_file(pid, 'maps')
+
+
+def has_child(pid: int) -> bool:
+    return bool(psutil.Process(pid).children())
+
+
+MOMENTS = {'handler': catches_sigterm, 'restarted': restarted, 'importing': importing,
+           'child': has_child}
+FIRST_LINE = {'bridge_node': r'\S', 'recorder_node': r'recording to ', 'record': r'recording to ',
+              'composed': r'recording to ', 'simulator': r'^ready '}
+"""The line of ``logged``: a recorder's bag is open once it says so."""
+
+
+def await_moment(proc: Proc, moment: str) -> None:
+    if moment == 'logged':
+        proc.wait_line(FIRST_LINE[proc.name], timeout=60)
+        return
+    check = MOMENTS[moment]
+
+    def reached() -> bool:
+        try:
+            return check(proc.pid) or proc.popen.poll() is not None
+        except (OSError, psutil.Error):  # it exited meanwhile
+            return True
+
+    assert wait_until(reached, timeout=30, interval=0.001), f'{proc.name}: no {moment}'
+    assert proc.popen.poll() is None, f'{proc.name} exited before {moment}:\n{proc.output}'
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    members = []
+    for proc in psutil.process_iter(['status']):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info['status'] != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return members
+
+
+def program_cmd(program: str, out_dir: Path) -> list[str]:
+    out_port, point_port = free_ports(2)  # nothing listens: the bridge retries
+    if program == 'bridge_node':
+        return [PY, '-m', 'sensr_bridge.bridge_node', '--ros-args', '-p',
+                f'output_port:={out_port}', '-p', f'point_port:={point_port}']
+    if program == 'recorder_node':
+        return [PY, '-m', 'sensr_bridge.recorder_node', '--ros-args', '-p',
+                f'output_dir:={out_dir}', '-p', 'bag_name:=bag', '-p', 'writer_backend:=python']
+    if program == 'record':
+        return [PY, '-m', 'sensr_bridge.record', '--simulate', '--points', '2000', '--quiet',
+                '--output-dir', str(out_dir), '--bag-name', 'bag', '--writer-backend', 'python']
+    if program == 'composed':
+        plan = launch_support.record_plan(
+            {'composed': 'true', 'output_dir': str(out_dir), 'output_port': out_port,
+             'point_port': point_port}, python=PY, have_rviz=False)
+        return [*plan.guard, *plan.composed.cmd]
+    assert program == 'simulator'
+    return [PY, '-m', 'sensr_bridge.simulator', '--output-port', '0', '--point-port', '0',
+            '--points', '2000']
+
+
+CASES = [(program, moment, signal.SIGTERM if moment == 'restarted' else signal.SIGINT)
+         for program, moments in (
+             ('bridge_node', ('handler', 'restarted', 'importing', 'logged')),
+             ('recorder_node', ('handler', 'restarted', 'importing', 'logged')),
+             ('record', ('handler', 'restarted', 'importing', 'child', 'logged')),
+             ('composed', ('handler', 'restarted', 'importing', 'logged')),
+             ('simulator', ('handler', 'importing', 'logged')))
+         for moment in moments]
+
+
+@pytest.mark.parametrize(('program', 'moment', 'sig'), CASES,
+                         ids=[f'{p}-{m}-{s.name}' for p, m, s in CASES])
+def test_signal_while_starting_exits_cleanly(tmp_path, program, moment, sig):
+    if moment == 'restarted' and any(name in ENV for name in malloc.ENVIRONMENT):
+        pytest.skip('MALLOC_* variables set: the programs do not restart')
+    out_dir = tmp_path / 'bags'
+    proc = Proc(program, program_cmd(program, out_dir), process_group=0)
+    try:
+        await_moment(proc, moment)
+        sent = time.monotonic()
+        os.killpg(proc.pid, sig)
+        code = proc.wait_exit(timeout=30)
+        print(f'{program} {moment} {sig.name}: exit {code} after '
+              f'{proc.exited_at - sent:.2f} s')
+        out = proc.output
+        assert code == 0, f'{program}: exit code {code}:\n{out}'
+        for bad in ('Traceback', 'KeyboardInterrupt', 'Exception ignored'):
+            assert bad not in out, f'{program}: {bad}:\n{out}'
+        assert not group_members(proc.pid), group_members(proc.pid)
+        opened = re.search(r'recording to (\S+)', out)
+        if opened is None:  # stopped before the recorder configured: no bag at all
+            assert not out_dir.exists() or not any(out_dir.iterdir()), list(out_dir.iterdir())
+        else:
+            bag = Path(opened[1])
+            assert (bag / 'metadata.yaml').exists(), sorted(bag.iterdir())
+            with Reader(bag) as reader:
+                assert reader.connections is not None
+    finally:
+        if proc.exited_at is None:
+            proc.kill_tree()
+
+
+def test_program_console_scripts_start_in_shutdown_entries():
+    """``ros2 run`` and the PyPI scripts enter through sensr_bridge.shutdown, not the modules."""
+    setup = (Path(__file__).resolve().parents[1] / 'setup.py').read_text(encoding='utf-8')
+    scripts = next(node for node in ast.walk(ast.parse(setup))
+                   if isinstance(node, ast.Dict) and any(
+                       isinstance(k, ast.Constant) and k.value == 'console_scripts'
+                       for k in node.keys))
+    entries = dict(re.fullmatch(r'(\w+) = ([\w.:]+)', item.value).groups()
+                   for item in scripts.values[0].elts)
+    for program in ('bridge_node', 'recorder_node', 'record', 'simulator'):
+        assert entries[program] == f'sensr_bridge.shutdown:{program}', entries
