@@ -487,14 +487,35 @@ def check_installed(plan: Plan, find: Callable[[str, str], str | None] = find_ex
         raise ConfigError(msg)
 
 
-# Run by the orphan guard before it becomes the real process (execvp keeps the PID and
-# the parent-death signal): PR_SET_PDEATHSIG (1) makes the kernel send SIGTERM when the
-# launch process dies; had it died already before prctl, the process does not start.
-_GUARD_CODE = ('import ctypes, os, signal, sys\n'
+# Run by the orphan guard before it becomes the real process (execvp keeps the PID, the
+# parent-death signal and the signal mask): PR_SET_PDEATHSIG (1) makes the kernel send
+# SIGTERM when the launch process dies; had it died already before prctl, the process
+# does not start. SIGINT and SIGTERM are blocked first thing (_signal runs no Python code
+# before), and nothing starts once one came. The package's own programs (_HELD: they
+# take both over at their first line, sensr_bridge.shutdown) start with them still
+# blocked: a Ctrl+C while their interpreter and console script start (up to 0.5 s under
+# a launch's load, colcon's script looking its entry point up) waits for their handler
+# instead of raising KeyboardInterrupt in an import. Anything else (rviz2, a
+# launch-prefix) starts with them unblocked.
+_HELD = ([f'{PACKAGE}/{BRIDGE_EXECUTABLE}', f'{PACKAGE}/{RECORDER_EXECUTABLE}'],
+         [['-m', 'sensr_bridge.simulator'], ['-m', 'sensr_bridge.launch_support']])
+_GUARD_CODE = ('import _signal\n'
+               '_signal.pthread_sigmask(_signal.SIG_BLOCK, (_signal.SIGINT, _signal.SIGTERM))\n'
+               'import ctypes, os, signal, sys\n'
                'ctypes.CDLL(None).prctl(1, signal.SIGTERM)\n'
                'if os.getppid() != int(sys.argv[1]):\n'
                '    sys.exit("the launch process is gone: not starting " + sys.argv[2])\n'
-               'os.execvp(sys.argv[2], sys.argv[2:])')
+               'held = {signal.SIGINT, signal.SIGTERM}\n'
+               'if signal.sigpending() & held:\n'
+               '    sys.exit(0)\n'
+               'cmd = sys.argv[2:]\n'
+               f'programs, modules = {_HELD!r}\n'
+               'ours = "/".join(cmd[0].split("/")[-2:]) in programs or cmd[1:3] in modules\n'
+               'if not ours:\n'
+               '    for sig in held:\n'
+               '        signal.signal(sig, signal.SIG_DFL)\n'
+               '    signal.pthread_sigmask(signal.SIG_UNBLOCK, held)\n'
+               'os.execvp(cmd[0], cmd)')
 
 
 def orphan_guard(parent: int | None = None, python: str = sys.executable) -> tuple[str, ...]:
@@ -507,7 +528,10 @@ def orphan_guard(parent: int | None = None, python: str = sys.executable) -> tup
     orphaned lifecycle node then answers the next launch's transition requests under
     the same name. Under this prefix the kernel sends such a process SIGTERM (which the
     nodes of this package, like SIGINT, answer with a clean drain and exit) as soon as
-    the launch process is gone. Linux only (``prctl``); elsewhere no prefix.
+    the launch process is gone. A SIGINT or SIGTERM while the guard runs stops the start
+    (exit 0); the package's own programs start with both still blocked and take one
+    that comes before their handler is in place. Linux only (``prctl``); elsewhere no
+    prefix.
 
     Args:
         parent: PID of the launch process (default: this process, which runs launch).

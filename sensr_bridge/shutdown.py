@@ -21,8 +21,11 @@ standard library only, and the programs' console scripts (``setup.py``) and thei
    signal is missed from here on.
 
 What runs before the first line of this module is Python's own start-up and the console
-script: a signal there (the first 20-40 ms; longer where the script looks its entry
-point up in the package metadata, as colcon's do) still meets Python's defaults.
+script: a signal there (the first 20-100 ms, up to 0.5 s under load where the script
+looks its entry point up in the package metadata, as colcon's do) meets Python's
+defaults, except under the launch files' orphan guard
+(:func:`sensr_bridge.launch_support.orphan_guard`), which starts these programs with
+both signals blocked.
 """
 
 from __future__ import annotations

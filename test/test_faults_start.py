@@ -3,10 +3,16 @@
 """SIGINT or SIGTERM while a program starts: a clean exit at every moment (shutdown.py).
 
 Each program runs as the tests and launch run it (``python -m sensr_bridge.<module>``; the
-composed process with the launch plan's command, orphan guard included), in a process
-group of its own, which gets the signal as a Ctrl+C gives it. The moments, each awaited
-by watching the process (/proc has no events to wait on, so it is polled every ms):
+composed process with the launch plan's command, orphan guard included; in a ROS 2
+workspace also the installed node executables under the guard, as launch_ros starts
+them), in a process group of its own, which gets the signal as a Ctrl+C gives it. The
+moments, each awaited by watching the process (/proc has no events to wait on, so it is
+polled every ms):
 
+- ``guard``: the orphan guard runs with SIGINT and SIGTERM blocked (it must not start
+  the program then);
+- ``execed``: the guard became the program, whose interpreter and console script start
+  (up to 0.5 s under a launch's load) before its handler is in place;
 - ``handler``: it catches SIGTERM (/proc/PID/status ``SigCgt``), which Python alone does
   not: the handler of :mod:`sensr_bridge.shutdown` is in place, nothing else happened;
 - ``restarted``: its environment holds ``MALLOC_ARENA_MAX``: the malloc restart's exec
@@ -29,7 +35,7 @@ import re
 import signal
 import time
 
-from helpers import free_ports, wait_until
+from helpers import ROS_STACK_REQUIRED, free_ports, package_installed, wait_until
 import psutil
 import pytest
 from rosbags.rosbag2 import Reader
@@ -38,16 +44,38 @@ from test_faults_process import ENV, PY, Proc
 from sensr_bridge import launch_support, malloc
 
 SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
+BOTH_BITS = SIGTERM_BIT | 1 << (signal.SIGINT - 1)
 
 
 def _proc_file(pid: int, name: str) -> bytes:
     return Path(f'/proc/{pid}/{name}').read_bytes()
 
 
-def catches_sigterm(pid: int) -> bool:
+def _signal_set(pid: int, field: str) -> int:
     status = _proc_file(pid, 'status').decode()
-    caught = re.search(r'^SigCgt:\s*([0-9a-f]+)$', status, re.MULTILINE)
-    return bool(caught and int(caught[1], 16) & SIGTERM_BIT)
+    return int(re.search(rf'^{field}:\s*([0-9a-f]+)$', status, re.MULTILINE)[1], 16)
+
+
+def catches_sigterm(pid: int) -> bool:
+    return bool(_signal_set(pid, 'SigCgt') & SIGTERM_BIT)
+
+
+def _blocked(pid: int) -> bool:
+    return _signal_set(pid, 'SigBlk') & BOTH_BITS == BOTH_BITS and not catches_sigterm(pid)
+
+
+def _guard_runs(pid: int) -> bool:
+    return _proc_file(pid, 'cmdline').split(b'\0')[1:4] == [b'-I', b'-S', b'-c']
+
+
+def in_guard(pid: int) -> bool:
+    """The orphan guard runs, both signals blocked."""
+    return _blocked(pid) and _guard_runs(pid)
+
+
+def execed(pid: int) -> bool:
+    """The guard became the program, whose handler is not in place yet."""
+    return not _guard_runs(pid) and not catches_sigterm(pid)
 
 
 def restarted(pid: int) -> bool:
@@ -63,9 +91,10 @@ def has_child(pid: int) -> bool:
 
 
 MOMENTS = {'handler': catches_sigterm, 'restarted': restarted, 'importing': importing,
-           'child': has_child}
+           'child': has_child, 'guard': in_guard, 'execed': execed}
 FIRST_LINE = {'bridge_node': r'\S', 'recorder_node': r'recording to ', 'record': r'recording to ',
-              'composed': r'recording to ', 'simulator': r'^ready '}
+              'composed': r'recording to ', 'simulator': r'^ready ',
+              'launched_recorder': r'recording to '}
 """The line of ``logged``: a recorder's bag is open once it says so."""
 
 
@@ -77,11 +106,15 @@ def await_moment(proc: Proc, moment: str) -> None:
 
     def reached() -> bool:
         try:
-            return check(proc.pid) or proc.popen.poll() is not None
+            # Both end once the program's handler is in place: stop waiting then.
+            return (check(proc.pid) or proc.popen.poll() is not None
+                    or (moment in {'guard', 'execed'} and catches_sigterm(proc.pid)))
         except (OSError, psutil.Error):  # it exited meanwhile
             return True
 
     assert wait_until(reached, timeout=30, interval=0.001), f'{proc.name}: no {moment}'
+    if moment in {'guard', 'execed'}:
+        assert check(proc.pid), f'{proc.name}: {moment} missed (or the signals not held)'
     assert proc.popen.poll() is None, f'{proc.name} exited before {moment}:\n{proc.output}'
 
 
@@ -112,6 +145,13 @@ def program_cmd(program: str, out_dir: Path) -> list[str]:
             {'composed': 'true', 'output_dir': str(out_dir), 'output_port': out_port,
              'point_port': point_port}, python=PY, have_rviz=False)
         return [*plan.guard, *plan.composed.cmd]
+    if program.startswith('launched_'):  # as launch_ros runs them: guard, installed executable
+        from ament_index_python.packages import get_package_prefix
+
+        executable = Path(get_package_prefix(launch_support.PACKAGE), 'lib',
+                          launch_support.PACKAGE, program.removeprefix('launched_') + '_node')
+        return [*launch_support.orphan_guard(), str(executable),
+                *program_cmd(program.removeprefix('launched_') + '_node', out_dir)[3:]]
     assert program == 'simulator'
     return [PY, '-m', 'sensr_bridge.simulator', '--output-port', '0', '--point-port', '0',
             '--points', '2000']
@@ -122,8 +162,9 @@ CASES = [(program, moment, signal.SIGTERM if moment == 'restarted' else signal.S
              ('bridge_node', ('handler', 'restarted', 'importing', 'logged')),
              ('recorder_node', ('handler', 'restarted', 'importing', 'logged')),
              ('record', ('handler', 'restarted', 'importing', 'child', 'logged')),
-             ('composed', ('handler', 'restarted', 'importing', 'logged')),
-             ('simulator', ('handler', 'importing', 'logged')))
+             ('composed', ('guard', 'execed', 'handler', 'restarted', 'importing', 'logged')),
+             ('simulator', ('handler', 'importing', 'logged')),
+             ('launched_bridge', ('execed',)), ('launched_recorder', ('execed', 'logged')))
          for moment in moments]
 
 
@@ -132,6 +173,8 @@ CASES = [(program, moment, signal.SIGTERM if moment == 'restarted' else signal.S
 def test_signal_while_starting_exits_cleanly(tmp_path, program, moment, sig):
     if moment == 'restarted' and any(name in ENV for name in malloc.ENVIRONMENT):
         pytest.skip('MALLOC_* variables set: the programs do not restart')
+    if program.startswith('launched_') and not ROS_STACK_REQUIRED and not package_installed():
+        pytest.skip('sensr_bridge is not built and sourced (colcon build)')
     out_dir = tmp_path / 'bags'
     proc = Proc(program, program_cmd(program, out_dir), process_group=0)
     try:
