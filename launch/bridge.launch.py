@@ -11,54 +11,16 @@ stops the launch with one line saying why. Everything is computed by
 process under the plan's orphan guard.
 """
 
-import shlex
-
-from launch.actions import (
-    DeclareLaunchArgument,
-    ExecuteProcess,
-    LogInfo,
-    OpaqueFunction,
-    RegisterEventHandler,
-    SetEnvironmentVariable,
-)
-from launch.event_handlers import OnProcessIO
-from launch.substitutions import LaunchConfiguration
+from launch.actions import OpaqueFunction
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from sensr_bridge import launch_support
+from sensr_bridge import launch_actions, launch_support
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        *[DeclareLaunchArgument(arg.name, default_value=arg.default,
-                                description=arg.description,
-                                **({'choices': list(arg.choices)} if arg.choices else {}))
-          for arg in launch_support.BRIDGE_ARGUMENTS],
-        OpaqueFunction(function=start),
-    ])
-
-
-def node_prefix(plan):
-    # A prefix given here replaces ros2 launch's --launch-prefix: keep it after the guard.
-    if not plan.guard:
-        return None
-    return [shlex.join(plan.guard), ' ', LaunchConfiguration('launch-prefix', default='')]
-
-
-def on_exit(name, errors):
-    """Stop the launch, with an error line, when a process exits with an error."""
-    def exited(event, context):
-        if launch_support.exit_is_failure(event.returncode, shutting_down=context.is_shutdown):
-            raise RuntimeError(launch_support.exit_failure(name, event.returncode,
-                                                           errors.last(name)))
-    return exited
-
-
-def capture(action, name, errors):
-    return RegisterEventHandler(OnProcessIO(
-        target_action=action, on_stdout=lambda event: errors.feed(name, event.text),
-        on_stderr=lambda event: errors.feed(name, event.text, stderr=True)))
+    return LaunchDescription([*launch_actions.declare_arguments(launch_support.BRIDGE_ARGUMENTS),
+                              OpaqueFunction(function=start)])
 
 
 def start(context):
@@ -66,25 +28,9 @@ def start(context):
     # Before any process starts: launch leaves running what it started before a failure.
     launch_support.check_installed(plan)
     errors = launch_support.ProcessErrors()
-    actions = [SetEnvironmentVariable(name, value) for name, value in plan.environment.items()]
-    actions += [LogInfo(msg=note) for note in plan.notes]
+    actions = launch_actions.first_actions(plan)
     if plan.simulator is not None:
-        spec = plan.simulator
-        simulator = ExecuteProcess(cmd=[*plan.guard, *spec.cmd], name=spec.name,
-                                   output='screen', sigterm_timeout=str(spec.sigterm_timeout),
-                                   on_exit=on_exit(spec.name, errors))
-        actions += [capture(simulator, spec.name, errors), simulator]
-    spec = plan.bridge
-    bridge = Node(package=launch_support.PACKAGE, executable=spec.executable,
-                  exec_name=spec.executable, name=spec.name, namespace=plan.namespace,
-                  output='screen', parameters=list(spec.parameters),
-                  prefix=node_prefix(plan), sigterm_timeout=str(spec.sigterm_timeout),
-                  on_exit=on_exit(spec.name, errors))
-    actions += [capture(bridge, spec.name, errors), bridge]
-    if plan.rviz_config is not None:
-        actions.append(Node(package=launch_support.RVIZ_PACKAGE,
-                            executable=launch_support.RVIZ_EXECUTABLE, name='rviz2',
-                            exec_name=launch_support.RVIZ_EXECUTABLE,
-                            arguments=['-d', plan.rviz_config], output='screen',
-                            prefix=node_prefix(plan)))
-    return actions
+        actions += launch_actions.process(plan.simulator, plan, errors)
+    bridge = Node(**launch_actions.node_arguments(plan.bridge, plan, errors))
+    actions += [launch_actions.capture(bridge, plan.bridge.name, errors), bridge]
+    return actions + launch_actions.rviz(plan)

@@ -20,81 +20,26 @@ Only APIs present with the same signature in Humble, Jazzy and Kilted are used
 (LifecycleNode always gets a namespace; no ``autostart`` argument, which Humble lacks).
 """
 
-import shlex
 import time
 
-from launch.actions import (
-    DeclareLaunchArgument,
-    EmitEvent,
-    ExecuteProcess,
-    LogInfo,
-    OpaqueFunction,
-    RegisterEventHandler,
-    SetEnvironmentVariable,
-    TimerAction,
-)
-from launch.event_handlers import OnProcessIO
+from launch.actions import EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler, TimerAction
 from launch.events import matches_action
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node
+from launch_ros.actions import LifecycleNode
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from launch_ros.ros_adapters import get_ros_node
 from lifecycle_msgs.msg import Transition
 
 from launch import LaunchDescription
-from sensr_bridge import launch_support
+from sensr_bridge import launch_actions, launch_support
 
 TRANSITIONS = {'configure': Transition.TRANSITION_CONFIGURE,
                'activate': Transition.TRANSITION_ACTIVATE}
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        *[DeclareLaunchArgument(arg.name, default_value=arg.default,
-                                description=arg.description,
-                                **({'choices': list(arg.choices)} if arg.choices else {}))
-          for arg in launch_support.RECORD_ARGUMENTS],
-        OpaqueFunction(function=start),
-    ])
-
-
-def node_prefix(plan):
-    # A prefix given here replaces ros2 launch's --launch-prefix: keep it after the guard.
-    if not plan.guard:
-        return None
-    return [shlex.join(plan.guard), ' ', LaunchConfiguration('launch-prefix', default='')]
-
-
-def on_exit(name, errors):
-    """Stop the launch, with an error line, when a process exits with an error."""
-    def exited(event, context):
-        if launch_support.exit_is_failure(event.returncode, shutting_down=context.is_shutdown):
-            raise RuntimeError(launch_support.exit_failure(name, event.returncode,
-                                                           errors.last(name)))
-    return exited
-
-
-def capture(action, name, errors):
-    return RegisterEventHandler(OnProcessIO(
-        target_action=action, on_stdout=lambda event: errors.feed(name, event.text),
-        on_stderr=lambda event: errors.feed(name, event.text, stderr=True)))
-
-
-def process(spec, plan, errors):
-    action = ExecuteProcess(cmd=[*plan.guard, *spec.cmd], name=spec.name, output='screen',
-                            sigterm_timeout=str(spec.sigterm_timeout),
-                            on_exit=on_exit(spec.name, errors))
-    return [capture(action, spec.name, errors), action]
-
-
-def lifecycle_node(spec, plan, errors):
-    return LifecycleNode(package=launch_support.PACKAGE, executable=spec.executable,
-                         exec_name=spec.executable, name=spec.name,
-                         namespace=plan.namespace, output='screen',
-                         parameters=list(spec.parameters), prefix=node_prefix(plan),
-                         sigterm_timeout=str(spec.sigterm_timeout),
-                         on_exit=on_exit(spec.name, errors))
+    return LaunchDescription([*launch_actions.declare_arguments(launch_support.RECORD_ARGUMENTS),
+                              OpaqueFunction(function=start)])
 
 
 def change_state(node, transition):
@@ -134,17 +79,17 @@ def start(context):
     # Before any process starts: launch leaves running what it started before a failure.
     launch_support.check_installed(plan)
     errors = launch_support.ProcessErrors()
-    actions = [SetEnvironmentVariable(name, value) for name, value in plan.environment.items()]
-    actions += [LogInfo(msg=note) for note in plan.notes]
+    actions = launch_actions.first_actions(plan)
     if plan.simulator is not None:
-        actions += process(plan.simulator, plan, errors)
+        actions += launch_actions.process(plan.simulator, plan, errors)
     if plan.composed is not None:
-        actions += process(plan.composed, plan, errors)
+        actions += launch_actions.process(plan.composed, plan, errors)
     else:
         specs = {'bridge': plan.bridge, 'recorder': plan.recorder}
-        nodes = {key: lifecycle_node(spec, plan, errors) for key, spec in specs.items()}
+        nodes = {key: LifecycleNode(**launch_actions.node_arguments(spec, plan, errors))
+                 for key, spec in specs.items()}
         for key, node in nodes.items():
-            actions += [capture(node, specs[key].name, errors), node]
+            actions += [launch_actions.capture(node, specs[key].name, errors), node]
         for key, start_state, goal_state in launch_support.LIFECYCLE_FAILURES:
             actions.append(RegisterEventHandler(OnStateTransition(
                 target_lifecycle_node=nodes[key], start_state=start_state,
@@ -164,10 +109,4 @@ def start(context):
         # Every handler is registered before the event that starts the chain.
         actions += [change_state(nodes[step.node], step.transition)
                     for step in plan.lifecycle if step.after is None]
-    if plan.rviz_config is not None:
-        actions.append(Node(package=launch_support.RVIZ_PACKAGE,
-                            executable=launch_support.RVIZ_EXECUTABLE, name='rviz2',
-                            exec_name=launch_support.RVIZ_EXECUTABLE,
-                            arguments=['-d', plan.rviz_config], output='screen',
-                            prefix=node_prefix(plan)))
-    return actions
+    return actions + launch_actions.rviz(plan)
