@@ -29,7 +29,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from sensr_bridge import malloc, shm
 from sensr_bridge.errors import ConfigError
-from sensr_bridge.shutdown import ShutdownRequest, installed
+from sensr_bridge.shutdown import SIGNAL_POLL_S, ShutdownRequest, installed
 
 NodeSpec = tuple[str, Callable[..., LifecycleNode]]
 """(role, factory) of a node; the factory is called with ``context=`` only."""
@@ -123,16 +123,21 @@ def run_nodes(specs: Sequence[NodeSpec], args: list[str] | None = None, *,
         if on_started is not None and code == 0 and len(nodes) == len(specs):
             on_started(nodes)
         deadline = None if duration is None else time.monotonic() + duration
+        next_progress = time.monotonic() + progress_period
         while not request.event.is_set():
-            wait = progress_period if on_progress else None
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            wait = SIGNAL_POLL_S  # never unbounded: see shutdown.SIGNAL_POLL_S
             if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                wait = remaining if wait is None else min(wait, remaining)
+                wait = min(wait, deadline - now)
+            if on_progress is not None:
+                wait = min(wait, max(0.0, next_progress - now))
             if request.event.wait(wait) or on_progress is None:
                 continue
-            on_progress(nodes)
+            if time.monotonic() >= next_progress:
+                next_progress += progress_period
+                on_progress(nodes)
     finally:
         for node in reversed(nodes):
             with contextlib.suppress(Exception):

@@ -40,6 +40,12 @@ from typing import Any
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """The signals that request a clean shutdown."""
 
+SIGNAL_POLL_S = 0.2
+"""Longest wait of a program's main thread in one call. Python runs signal handlers in
+the main thread only, between bytecodes; a signal the kernel hands to another thread
+(DDS, BLAS and executor threads do not block signals) does not interrupt a blocking wait,
+so a wait without a timeout missed such a Ctrl+C for good."""
+
 
 class ShutdownRequest:
     """An event set by SIGINT/SIGTERM (or by code), remembering which signal came."""

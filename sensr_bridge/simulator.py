@@ -99,7 +99,6 @@ _HANDSHAKE_TIMEOUT_S = 5.0
 _CLOSE_TIMEOUT_S = 2.0
 _JOIN_TIMEOUT_S = 5.0
 _ACCEPT_RETRY_S = 0.1
-_SIGNAL_POLL_S = 0.2
 _MAX_REQUEST_BYTES = 16384
 # SENSR never reads what clients send; cap it so a client cannot make us buffer much.
 _MAX_CLIENT_PAYLOAD = 1 << 20
@@ -1932,12 +1931,11 @@ def _summary(stats: SimulatorStats, elapsed_s: float) -> str:
 def _wait_run(sim: Simulator, deadline: float) -> bool:
     """Wait for the run to end or a monotonic deadline; True when the run ended.
 
-    Waits in slices: Python runs signal handlers in the main thread only between
-    bytecodes, and a signal taken by another thread (numpy's BLAS threads do not block
-    signals) does not interrupt a blocking wait.
+    Waits in slices (:data:`sensr_bridge.shutdown.SIGNAL_POLL_S`), so a signal taken by
+    another thread still reaches its handler.
     """
     while (left := deadline - time.monotonic()) > 0:
-        if sim.wait(min(left, _SIGNAL_POLL_S)):
+        if sim.wait(min(left, shutdown.SIGNAL_POLL_S)):
             return True
     return sim.wait(0)
 
