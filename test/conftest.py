@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shared set-up: DDS profile, unique ROS domain per test session, simulator factory."""
 
+import contextlib
 import os
 import random
 import threading
@@ -10,6 +11,7 @@ from hypothesis import settings
 import pytest
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode
 
 from sensr_bridge import paths, shm
 from sensr_bridge.simulator import Simulator, SimulatorConfig
@@ -62,5 +64,15 @@ def ros():
     executor = MultiThreadedExecutor(context=context)
     thread = threading.Thread(target=executor.spin, daemon=True)
     yield context, executor, thread
+    nodes = executor.get_nodes()
+    # A test that failed before its own shutdown must not leave a bridge reconnecting and
+    # publishing into the next tests (the ROS domain is shared by the whole session).
+    for node in nodes:
+        if isinstance(node, LifecycleNode):
+            with contextlib.suppress(Exception):
+                node.trigger_shutdown()
     executor.shutdown(timeout_sec=2)
+    for node in nodes:
+        node.destroy_node()
     rclpy.try_shutdown(context=context)
+    context.destroy()
