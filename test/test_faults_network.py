@@ -411,12 +411,16 @@ def test_bad_frames_counted_by_kind(make_sim, bridge, role):
     assert count(node, partial_key) == 1
     assert_points_accounted(node)
     if role == 'output':
-        counts = node.counters.snapshot()
-        bad = sum(counts.get(f'output_bad_{k}', 0)
-                  for k in ('malformed', 'wrong_message', 'empty', 'conversion_failed'))
-        assert counts['output_received'] == (counts['output_published'] + bad
-                                             + counts.get('output_dropped_queue_full', 0))
-        assert 'output_bad_conversion_failed' not in counts
+        def accounted():
+            # The output thread may still be publishing the last frame received.
+            counts = node.counters.snapshot()
+            bad = sum(counts.get(f'output_bad_{k}', 0)
+                      for k in ('malformed', 'wrong_message', 'empty', 'conversion_failed'))
+            return counts['output_received'] == (counts['output_published'] + bad
+                                                 + counts.get('output_dropped_queue_full', 0))
+
+        assert wait_until(accounted), node.counters.snapshot()
+        assert 'output_bad_conversion_failed' not in node.counters.snapshot()
     report(f'bad_frames_{role}', per_kind=BAD_PER_KIND, kinds=sorted(INJECT_KINDS),
            counters={k: v for k, v in node.counters.snapshot().items()
                      if '_bad_' in k or '_warning_' in k},
