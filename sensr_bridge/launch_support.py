@@ -553,9 +553,6 @@ RECORDER_WAIT_TIMEOUT_S = 15.0
 RECORDER_WAIT_POLL_S = 0.1
 """Seconds between two looks at the ROS graph while waiting."""
 
-TRANSITION_EVENTS_WAIT_S = 30.0
-"""Longest wait for launch to hear the nodes' transition events before the first request."""
-
 
 class RecorderWait:
     """When to activate the bridge: once the recorder subscribed to what it publishes.
