@@ -74,6 +74,25 @@ def when_recorded(context, wait, namespace, request):
     return [LogInfo(msg=verdict), request] if verdict else [request]
 
 
+def when_heard(context, topics, deadline, requests):
+    """Emit ``requests`` once the launch's graph shows a publisher on every one of ``topics``.
+
+    launch learns of a transition only from the node's ``transition_event`` topic, which
+    keeps nothing for late subscribers: a transition that ended before launch's own
+    subscription had matched was never seen, and the start chain stalled (CI: the bridge
+    was never configured). So the first transition is requested only once launch hears
+    both nodes' ``transition_event`` publishers (at most until ``deadline``).
+    """
+    node = get_ros_node(context)
+    unheard = [topic for topic in topics if not node.count_publishers(topic)]
+    if not unheard:
+        return requests
+    if time.monotonic() < deadline:
+        return [TimerAction(period=launch_support.RECORDER_WAIT_POLL_S, actions=[
+            OpaqueFunction(function=when_heard, args=[topics, deadline, requests])])]
+    return [LogInfo(msg=launch_support.unheard_note(unheard)), *requests]
+
+
 def start(context):
     plan = launch_support.record_plan(context.launch_configurations)
     # Before any process starts: launch leaves running what it started before a failure.
@@ -107,6 +126,9 @@ def start(context):
                     target_lifecycle_node=nodes[after_node], start_state=start_state,
                     goal_state=goal_state, entities=[request])))
         # Every handler is registered before the event that starts the chain.
-        actions += [change_state(nodes[step.node], step.transition)
-                    for step in plan.lifecycle if step.after is None]
+        events = [f'/{plan.namespace}/{spec.name}/transition_event' for spec in specs.values()]
+        actions.append(OpaqueFunction(function=when_heard, args=[
+            events, time.monotonic() + launch_support.TRANSITION_EVENTS_WAIT_S,
+            [change_state(nodes[step.node], step.transition)
+             for step in plan.lifecycle if step.after is None]]))
     return actions + launch_actions.rviz(plan)

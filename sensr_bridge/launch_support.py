@@ -553,6 +553,9 @@ RECORDER_WAIT_TIMEOUT_S = 15.0
 RECORDER_WAIT_POLL_S = 0.1
 """Seconds between two looks at the ROS graph while waiting."""
 
+TRANSITION_EVENTS_WAIT_S = 30.0
+"""Longest wait for launch to hear the nodes' transition events before the first request."""
+
 
 class RecorderWait:
     """When to activate the bridge: once the recorder subscribed to what it publishes.
@@ -660,6 +663,13 @@ _FAILED_TRANSITIONS = {
     ('activating', 'inactive'): 'failed to activate',
     ('activating', 'errorprocessing'): 'raised an error while activating',
 }
+
+
+def unheard_note(topics: Sequence[str]) -> str:
+    """Return the note logged when launch starts the chain without hearing ``topics``."""
+    return (f'launch did not hear {", ".join(topics)} in {TRANSITION_EVENTS_WAIT_S:g} s; '
+            'requesting the first transition anyway (the start may stall if it misses '
+            'the transition)')
 
 
 def lifecycle_failure(name: str, start_state: str, goal_state: str,

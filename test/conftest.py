@@ -72,6 +72,8 @@ def ros():
             with contextlib.suppress(Exception):
                 node.trigger_shutdown()
     executor.shutdown(timeout_sec=2)
+    if thread.ident is not None:  # its loop reads the context: done with it before destroy
+        thread.join(5)
     for node in nodes:
         node.destroy_node()
     rclpy.try_shutdown(context=context)

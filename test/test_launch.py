@@ -171,21 +171,34 @@ def test_record_launch_separate_processes(monkeypatch, tmp_path):
         for node in nodes:
             prefix = text(context, node.process_description.prefix)
             assert prefix.startswith(' '.join(launch_support.orphan_guard()[:4])), prefix
-    # Every handler is registered before the event that starts the chain.
+    # Every handler is registered before the action that starts the chain.
     handlers = of_type(actions, RegisterEventHandler)
-    from launch.actions import EmitEvent
+    from launch.actions import OpaqueFunction
 
-    start = actions.index(of_type(actions, EmitEvent)[0])
-    assert all(actions.index(r) < start for r in handlers)
+    starts = of_type(actions, OpaqueFunction)
+    assert len(starts) == 1
+    assert all(actions.index(r) < actions.index(starts[0]) for r in handlers)
 
 
 class FakeGraph:
-    """What launch's ROS node sees: the recorder subscribes after ``lag`` looks."""
+    """What launch's ROS node sees.
 
-    def __init__(self, lag):
+    The nodes' ``transition_event`` publishers appear after ``events_lag`` looks at them,
+    the recorder's subscriptions after ``lag`` looks at the bridge's publishers.
+    """
+
+    def __init__(self, lag, events_lag=0):
         self.looks = 0
         self.lag = lag
+        self.event_looks = 0
+        self.events_lag = events_lag
         self.topics = [(f'/sensr/{t}', ['type']) for t in ('points', 'output_raw', 'events')]
+
+    def count_publishers(self, topic):
+        assert topic in {f'/sensr/{name}/transition_event' for name in (
+            launch_support.BRIDGE_NAME, launch_support.RECORDER_NAME)}, topic
+        self.event_looks += 1
+        return int(self.event_looks > self.events_lag)
 
     def get_publisher_names_and_types_by_node(self, name, namespace):
         assert (name, namespace) == (launch_support.BRIDGE_NAME, '/sensr')
@@ -231,7 +244,8 @@ def play_lifecycle(module, context, actions, outcomes=None, graph=None):
                 if isinstance(r.event_handler, OnStateTransition)]
     state = dict.fromkeys(nodes, 'unconfigured')
     requests, logged = [], []
-    pending = deque(of_type(actions, EmitEvent))
+    # The chain starts with the top-level requests, or the action that emits them.
+    pending = deque(of_type(actions, EmitEvent) + of_type(actions, OpaqueFunction))
     while pending:
         entity = pending.popleft()
         if isinstance(entity, TimerAction):
@@ -274,6 +288,32 @@ def test_record_launch_activates_the_bridge_last(monkeypatch):
         ('recorder_node', 'activate'), ('bridge_node', 'activate')]
     assert requests[-1][2]['recorder_node'] == 'active'
     assert graph.looks == 4  # it waited for the recorder's subscriptions
+
+
+@NEEDS_LAUNCH
+def test_record_launch_requests_once_it_hears_the_transition_events(monkeypatch):
+    """No request before launch's graph shows both nodes' transition_event publishers.
+
+    launch sees a transition only on that topic, which keeps nothing for late joiners.
+    """
+    module, context, actions = start_actions(RECORD_LAUNCH, monkeypatch)
+    graph = FakeGraph(lag=0, events_lag=5)
+    requests, logged, error = play_lifecycle(module, context, actions, graph=graph)
+    assert error is None and not logged
+    assert len(requests) == 4
+    assert graph.event_looks >= 7  # waited: 5 looks unheard, then both heard
+
+
+@NEEDS_LAUNCH
+def test_record_launch_requests_anyway_after_the_wait_with_a_note(monkeypatch):
+    monkeypatch.setattr(launch_support, 'TRANSITION_EVENTS_WAIT_S', 0.0)
+    module, context, actions = start_actions(RECORD_LAUNCH, monkeypatch)
+    graph = FakeGraph(lag=0, events_lag=10**6)
+    requests, logged, error = play_lifecycle(module, context, actions, graph=graph)
+    assert error is None and len(requests) == 4
+    assert logged == [launch_support.unheard_note([
+        f'/sensr/{launch_support.BRIDGE_NAME}/transition_event',
+        f'/sensr/{launch_support.RECORDER_NAME}/transition_event'])]
 
 
 @NEEDS_LAUNCH

@@ -193,13 +193,21 @@ class CloudCounter:
         with self.cond:
             return self.cond.wait_for(lambda: self.count >= count, timeout)
 
-    def call(self, service_type, name, timeout=30.0):
-        """Call a service (empty request) and wait for the answer (bounded)."""
+    def call(self, service_type, name, timeout=30.0, attempts=6):
+        """Call an idempotent service (empty request) until it answers (bounded).
+
+        A request sent right after ``wait_for_service`` can go unanswered: the server's
+        reply writer may not have matched this client's reader yet (CI: the player's
+        ``resume`` never answered in 30 s). So the request is sent again.
+        """
         client = self.node.create_client(service_type, name)
         assert client.wait_for_service(timeout_sec=timeout), f'no service {name}'
-        future = client.call_async(service_type.Request())
-        assert wait_until(future.done, timeout, 0.02), f'{name} did not answer'
-        return future.result()
+        for _ in range(attempts):
+            future = client.call_async(service_type.Request())
+            if wait_until(future.done, timeout / attempts, 0.02):
+                return future.result()
+            client.remove_pending_request(future)
+        raise AssertionError(f'{name} did not answer {attempts} requests in {timeout} s')
 
     def close(self):
         import rclpy
