@@ -36,7 +36,8 @@ processes of one invocation share a ROS domain of their own (random, unless
 from __future__ import annotations
 
 import argparse
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 import importlib.util
 import itertools
@@ -179,6 +180,15 @@ def publish_main(args: argparse.Namespace) -> int:
 # --- process handling ---------------------------------------------------------------
 
 
+def _rss_shmem_kb(pid: int) -> int:
+    """``RssShmem`` of a process in kB (0 where /proc does not give it)."""
+    with suppress(OSError), open(f'/proc/{pid}/status') as status:
+        for line in status:
+            if line.startswith('RssShmem:'):
+                return int(line.split()[1])
+    return 0
+
+
 class Child:
     """A benchmark process: output logged to a file, JSON lines parsed, resources sampled."""
 
@@ -249,9 +259,14 @@ class Child:
         msg = f'{self.name} did not print {text!r} within {timeout} s; see {self.log}'
         raise RuntimeError(msg)
 
-    def resources(self) -> tuple[float, float]:
-        """RSS (MB) and CPU seconds of the process and its children; zeros once gone."""
-        rss = cpu = 0.0
+    def resources(self) -> tuple[float, float, float]:
+        """RSS (MB), its shared-memory part (MB) and CPU seconds of the process and its children.
+
+        Zeros once gone. The shared-memory part (``RssShmem``) is mostly DDS: a participant
+        touches its whole transport segment (256 MiB here) when it creates it, and a
+        subscriber maps the pages of its publishers' segments as their messages arrive.
+        """
+        rss = shm = cpu = 0.0
         with suppress(psutil.Error):
             procs = [self.process, *self.process.children(recursive=True)]
             for proc in procs:
@@ -259,7 +274,8 @@ class Child:
                     t = proc.cpu_times()
                     cpu += t.user + t.system
                     rss += proc.memory_info().rss / 1e6
-        return rss, cpu
+                    shm += _rss_shmem_kb(proc.pid) / 1e3
+        return rss, shm, cpu
 
     def interrupt(self, timeout: float = 20.0) -> int:
         """SIGINT the process and wait; returns its exit code (SIGKILL after ``timeout``).
@@ -277,7 +293,7 @@ class Child:
             except ChildProcessError:
                 break
             time.sleep(0.02)
-        self.exit_cpu_s = self.resources()[1] or None
+        self.exit_cpu_s = self.resources()[2] or None
         try:
             code = self.popen.wait(max(0.0, start + timeout - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -293,9 +309,9 @@ class Child:
         return text.count('Traceback') + text.count('Exception ignored')
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(*, publishes_clouds: bool = True) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(paths.dds_environment())
+    env.update(paths.dds_environment(publishes_clouds=publishes_clouds))
     env.setdefault('ROS_LOCALHOST_ONLY', '1')
     env['PYTHONUNBUFFERED'] = '1'
     return env
@@ -335,8 +351,9 @@ class Monitor:
         while not self._stop.wait(1.0):
             sample: dict[str, Any] = {'t': round(time.monotonic() - self._t0, 2)}
             for child in self.children:
-                rss, cpu = child.resources()
+                rss, shm, cpu = child.resources()
                 sample[f'{child.name}_rss_mb'] = round(rss, 1)
+                sample[f'{child.name}_shm_mb'] = round(shm, 1)
                 sample[f'{child.name}_cpu_s'] = round(cpu, 3)
             sample.update(self.counters())
             self.samples.append(sample)
@@ -475,6 +492,19 @@ def _run_sim(sim: Simulator, args: argparse.Namespace, children: list[Child]) ->
     sim.wait_for_stats(flushed, timeout=10)
 
 
+@contextmanager
+def cpu_hogs(count: int) -> Iterator[None]:
+    """Keep ``count`` cores busy (one spinning process each) while the block runs."""
+    hogs = [subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+            for _ in range(count)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
 def _settle(read: Any, timeout: float = 10.0, quiet: float = 1.0) -> None:
     """Wait until the value returned by ``read()`` stops changing for ``quiet`` s."""
     deadline = time.monotonic() + timeout
@@ -607,7 +637,8 @@ def run_recorder(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
                   'writer_backend': args.writer_backend, 'topics': f'[{CLOUD_TOPIC}]',
                   'stats_file': stats_file, 'storage_preset': args.preset,
                   'stats_log_period': 0.0}
-        cmd, env = [sys.executable, '-m', 'sensr_bridge.recorder_node', *_ros_args(params)], None
+        cmd = [sys.executable, '-m', 'sensr_bridge.recorder_node', *_ros_args(params)]
+        env = _child_env(publishes_clouds=False)
     recorder = Child('recorder', cmd, run_dir, env)
     publisher = Child('publisher', [sys.executable, '-m', 'sensr_bridge.bench', '_publish',
                                     '--rate', str(rate), '--count', str(count), '--points',
@@ -677,7 +708,8 @@ def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
         children = [Child('record', cmd, run_dir)]
     else:
         recorder = Child('recorder', [sys.executable, '-m', 'sensr_bridge.recorder_node',
-                                      *_ros_args(rec_params)], run_dir)
+                                      *_ros_args(rec_params)], run_dir,
+                         _child_env(publishes_clouds=False))
         bridge = Child('bridge', [sys.executable, '-m', 'sensr_bridge.bridge_node',
                                   *_ros_args(_bridge_params(args, ports, bridge_stats))],
                        run_dir)
@@ -785,7 +817,8 @@ class SplitVerifier:
         self._done: set[str] = set()
 
     def _files(self) -> list[Path]:
-        files = [p for p in self.bag_dir.glob('*.db3') if p.name not in self._done]
+        files = [p for pattern in ('*.db3', '*.mcap') for p in self.bag_dir.glob(pattern)
+                 if p.name not in self._done]
         return sorted(files, key=lambda p: int(p.stem.rsplit('_', 1)[-1]))
 
     def poll(self) -> None:
@@ -802,37 +835,79 @@ class SplitVerifier:
     def _verify(self, path: Path) -> None:
         self._done.add(path.name)
         self.bytes += path.stat().st_size
-        conn = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
-        try:
-            topics = dict(conn.execute('SELECT id, name FROM topics'))
-            for topic_id, n in conn.execute(
-                    'SELECT topic_id, count(*) FROM messages GROUP BY topic_id'):
-                name = topics[topic_id]
-                self.totals[name] = self.totals.get(name, 0) + n
-            cloud_id = next((i for i, n in topics.items() if n == CLOUD_TOPIC), None)
-            if cloud_id is not None:
-                rowids = [r for (r,) in conn.execute(
-                    'SELECT id FROM messages WHERE topic_id = ? ORDER BY id', (cloud_id,))]
-                for rowid in rowids:
-                    # Incremental blob I/O reads only the pages holding the window; a
-                    # substr() in SQL would load the whole 18 MB cloud from disk.
-                    with conn.blobopen('messages', 'data', rowid, readonly=True) as blob:
-                        head = blob.read(ID_WINDOW.stop)
-                    stamp = cdr.header_stamp_ns(head) or 0
-                    # The bridge's stamp is its receive time: pair it with the send time.
-                    self.records.append((stamp, stamp, zlib.crc32(head[ID_WINDOW])))
-                first = conn.execute('SELECT data FROM messages WHERE topic_id = ? ORDER BY id '
-                                     'LIMIT 1', (cloud_id,)).fetchone()
-                if first is not None:
-                    data = first[0]
-                    slot = self.expected.ids.get(zlib.crc32(data[ID_WINDOW]))
-                    self.checked += 1
-                    self.failed += slot is None or not self.expected.same(slot, data)
-        finally:
-            conn.close()
+        read = _read_mcap_split if path.suffix == '.mcap' else _read_sqlite3_split
+        counts, heads, first = read(path)
+        for name, n in counts.items():
+            self.totals[name] = self.totals.get(name, 0) + n
+        for head in heads:
+            stamp = cdr.header_stamp_ns(head) or 0
+            # The bridge's stamp is its receive time: pair it with the send time.
+            self.records.append((stamp, stamp, zlib.crc32(head[ID_WINDOW])))
+        if first is not None:
+            slot = self.expected.ids.get(zlib.crc32(first[ID_WINDOW]))
+            self.checked += 1
+            self.failed += slot is None or not self.expected.same(slot, first)
         self.splits += 1
         if self.delete:
             path.unlink()
+
+
+Split = tuple[dict[str, int], list[bytes], 'bytes | None']
+"""What a split holds: messages per topic, the head of every cloud, the first cloud."""
+
+
+def _read_sqlite3_split(path: Path) -> Split:
+    conn = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
+    try:
+        topics = dict(conn.execute('SELECT id, name FROM topics'))
+        counts = {topics[topic_id]: n for topic_id, n in conn.execute(
+            'SELECT topic_id, count(*) FROM messages GROUP BY topic_id')}
+        cloud_id = next((i for i, n in topics.items() if n == CLOUD_TOPIC), None)
+        if cloud_id is None:
+            return counts, [], None
+        heads = []
+        for (rowid,) in conn.execute(
+                'SELECT id FROM messages WHERE topic_id = ? ORDER BY id', (cloud_id,)):
+            # Incremental blob I/O reads only the pages holding the window; a substr()
+            # in SQL would load the whole 18 MB cloud from disk.
+            with conn.blobopen('messages', 'data', rowid, readonly=True) as blob:
+                heads.append(blob.read(ID_WINDOW.stop))
+        first = conn.execute('SELECT data FROM messages WHERE topic_id = ? ORDER BY id '
+                             'LIMIT 1', (cloud_id,)).fetchone()
+        return counts, heads, None if first is None else first[0]
+    finally:
+        conn.close()
+
+
+def _read_mcap_split(path: Path) -> Split:
+    """Counts from the file's statistics (rosbags), clouds through its index when it has one.
+
+    Through the index only the head of each cloud is read; compressed chunks are read
+    whole by rosbags.
+    """
+    from rosbags.rosbag2.storage_mcap import McapReader
+
+    from sensr_bridge.bag import mcap_index
+
+    reader = McapReader(path)
+    reader.open()
+    try:
+        stats = reader.statistics
+        names = {cid: channel.topic for cid, channel in reader.channels.items()}
+        counts = {names[cid]: n for cid, n in
+                  (stats.channel_message_counts.items() if stats else ())}
+        clouds = [c for c in reader.connections if c.topic == CLOUD_TOPIC]
+        with path.open('rb') as bio:
+            index = mcap_index.topic_index(bio, CLOUD_TOPIC)
+            if index is not None:
+                heads = [mcap_index.read_message(bio, entry, ID_WINDOW.stop)
+                         for entry in index]
+                first = mcap_index.read_message(bio, index[0]) if index else None
+                return counts, heads, first
+        data = [raw for _, _, raw in reader.messages(clouds)] if clouds else []
+        return counts, [raw[:ID_WINDOW.stop] for raw in data], data[0] if data else None
+    finally:
+        reader.close()
 
 
 def _bag_counts(bag_dir: Path) -> dict[str, int]:
@@ -867,7 +942,8 @@ def _rss_summary(samples: list[dict[str, Any]], children: list[Child]) -> dict[s
     Warm-up is the first fifth of the samples (at least two). Steady is the median
     after warm-up; the rate is the least-squares slope over every sample after warm-up:
     a recorder's RSS swings by its queued clouds, and two end points would report those
-    swings as growth or shrinkage.
+    swings as growth or shrinkage. ``shm_end_mb`` is the DDS shared memory in the RSS at
+    the end (see :meth:`Child.resources`).
     """
     out = {}
     for child in children:
@@ -882,7 +958,10 @@ def _rss_summary(samples: list[dict[str, Any]], children: list[Child]) -> dict[s
         out[child.name] = {'warm_mb': warm[1], 'end_mb': end[1],
                            'peak_mb': max(v for _, v in series),
                            'steady_mb': round(float(np.median(rss)), 1),
-                           'growth_mb_per_s': round(growth, 4)}
+                           'growth_mb_per_s': round(growth, 4),
+                           'shm_end_mb': next(
+                               (s[f'{child.name}_shm_mb'] for s in reversed(samples)
+                                if s.get(f'{child.name}_rss_mb')), 0.0)}
     return out
 
 
@@ -943,7 +1022,8 @@ def summary_rows(run: Run) -> list[tuple[str, str]]:
     """The headline figures of a run as (name, value) rows."""
     r = run.result
     rows = [('rate', f"{r['rate_hz']} Hz"), ('lossless', str(r['lossless']))]
-    for key in ('recorder', 'recorder_cmd', 'writer_backend', 'storage', 'sent', 'received',
+    for key in ('recorder', 'recorder_cmd', 'writer_backend', 'storage', 'cpu_hog', 'sent',
+                'sim_dropped', 'received',
                 'published', 'delivered', 'in_bag', 'written',
                 'recorder_received', 'bridge_drops', 'recorder_dropped', 'splits',
                 'latency_send_to_subscriber', 'latency_send_to_bridge_stamp',
@@ -1127,6 +1207,8 @@ def _parser() -> argparse.ArgumentParser:
             help='extra bridge parameter (separate processes only)')
         add('--sim-queue', type=int, default=10,
             help='simulator per-client backlog (frames) before it overflows like SENSR')
+        add('--cpu-hog', type=int, default=0, metavar='N',
+            help='keep N cores busy with spinning processes during each run (a loaded host)')
         add('--out', default='', help='result directory (default: a new temporary one)')
         add('--quiet', action='store_true', help='no progress lines')
     for role in ('_listen', '_publish'):
@@ -1180,7 +1262,9 @@ def main(argv: list[str] | None = None) -> int:
             os.sync()  # the previous run's writeback is not this run's to pay
         print(f"== {args.mode} {label + ' ' if label else ''}at {rate:g} Hz for "
               f'{args.duration:g} s -> {run_dir}', flush=True)
-        run = RUNNERS[args.mode](run_args, rate, run_dir)
+        with cpu_hogs(args.cpu_hog):
+            run = RUNNERS[args.mode](run_args, rate, run_dir)
+        run.result['cpu_hog'] = args.cpu_hog
         run.label = label
         runs.append(run)
         for name, value in summary_rows(run):

@@ -81,7 +81,8 @@ def node_arguments(spec: launch_support.RosNode, plan: launch_support.Plan,
             'exec_name': spec.executable, 'name': spec.name, 'namespace': plan.namespace,
             'output': 'screen', 'parameters': list(spec.parameters),
             'prefix': node_prefix(plan), 'sigterm_timeout': str(spec.sigterm_timeout),
-            'on_exit': on_exit(spec.name, errors)}
+            'on_exit': on_exit(spec.name, errors),
+            'additional_env': dict(spec.environment) or None}
 
 
 def rviz(plan: launch_support.Plan) -> list[Any]:

@@ -44,7 +44,7 @@ if __name__ == '__main__':  # python -m: signals handled before the imports belo
 
 import argparse
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 import math
 import os
@@ -174,6 +174,7 @@ class RosNode:
         name: Node name.
         parameters: Parameter files (paths) and, last, a dict of overrides.
         sigterm_timeout: Seconds from SIGINT to SIGTERM at shutdown.
+        environment: Variables of this process that differ from the plan's.
 
     """
 
@@ -181,6 +182,7 @@ class RosNode:
     name: str
     parameters: tuple[str | dict[str, Any], ...]
     sigterm_timeout: int
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -749,7 +751,8 @@ def record_plan(values: Mapping[str, str], *, python: str = sys.executable,
                      BRIDGE_SIGTERM_TIMEOUT_S)
     recorder_node = RosNode(RECORDER_EXECUTABLE, RECORDER_NAME,
                             _parameters(common.params_file, {**recorder, 'autostart': False}),
-                            RECORDER_SIGTERM_TIMEOUT_S)
+                            RECORDER_SIGTERM_TIMEOUT_S,
+                            paths.dds_environment(publishes_clouds=False))
     return Plan(common.namespace, environment, simulator=common.simulator, bridge=bridge,
                 recorder=recorder_node, lifecycle=LIFECYCLE_STEPS, rviz_config=rviz_config,
                 notes=notes, guard=orphan_guard())

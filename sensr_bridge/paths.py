@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 
 DDS_PROFILE = 'fastdds_large_data.xml'
+DDS_RECEIVE_PROFILE = 'fastdds_recorder.xml'
+"""For a process that receives clouds and publishes small messages only (the recorder)."""
 DDS_PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
 """Humble and Jazzy (Fast DDS 2.x) read the first, Kilted (Fast DDS 3.x) the second."""
 
@@ -57,14 +59,22 @@ def ros_distro() -> str:
     return _RCLPY_MAJOR_DISTRO.get(major, 'rolling' if major > 9 else '')
 
 
-def dds_environment() -> dict[str, str]:
+def dds_environment(*, publishes_clouds: bool = True) -> dict[str, str]:
     """Return the environment variable that applies the large-data DDS profile.
 
     Only the variable the distro's Fast DDS reads is set, so nothing warns at start. A
     profile the user already gave in either variable is kept.
+
+    Args:
+        publishes_clouds: False for a process that only receives clouds (the recorder on
+            its own): its profile has a 4 MiB shared-memory segment instead of 256 MiB,
+            which the process would carry in its RSS for nothing.
+
     """
     legacy, current = DDS_PROFILE_VARIABLES
     name = legacy if ros_distro() in FAST_DDS_2_DISTROS else current
-    profile = (os.environ.get(name) or os.environ.get(current) or os.environ.get(legacy)
-               or str(config_dir() / DDS_PROFILE))
-    return {name: profile}
+    given = (os.environ.get(name) or os.environ.get(current) or os.environ.get(legacy))
+    if given and Path(given).name not in (DDS_PROFILE, DDS_RECEIVE_PROFILE):
+        return {name: given}
+    directory = Path(given).parent if given else config_dir()
+    return {name: str(directory / (DDS_PROFILE if publishes_clouds else DDS_RECEIVE_PROFILE))}

@@ -158,6 +158,9 @@ def test_record_launch_separate_processes(monkeypatch, tmp_path):
     assert env == paths.dds_environment()
     assert all(Path(v).is_file() for v in env.values())
     nodes = of_type(actions, LifecycleNode)
+    extra = [{text(context, k): text(context, v)
+              for k, v in n.process_description.additional_env or []} for n in nodes]
+    assert extra == [{}, paths.dds_environment(publishes_clouds=False)]  # bridge, recorder
     first_process = min(actions.index(n) for n in nodes)
     assert max(actions.index(a) for a in of_type(actions, SetEnvironmentVariable)) < \
         first_process
@@ -484,6 +487,9 @@ def test_defaults_plan():
     assert plan.guard == launch_support.orphan_guard()
     assert launch_support.bridge_plan({}, have_rviz=False).bridge.parameters == \
         ({'autostart': True},)
+    # The recorder publishes no clouds: the small-segment profile (test_environment).
+    assert plan.bridge.environment == {}
+    assert plan.recorder.environment == paths.dds_environment(publishes_clouds=False)
 
 
 @pytest.mark.parametrize(('values', 'message'), [

@@ -157,8 +157,13 @@ def _message_index(bio: BinaryIO, offset: int, records_start: int) -> Iterator[I
         yield IndexEntry(log_time, records_start + record_offset)
 
 
-def read_message(bio: BinaryIO, entry: IndexEntry) -> bytes:
+def read_message(bio: BinaryIO, entry: IndexEntry, limit: int | None = None) -> bytes:
     """Return the payload of the message record an index entry points to.
+
+    Args:
+        bio: The mcap file, opened for binary reading.
+        entry: An entry of :func:`topic_index`.
+        limit: Read at most this many bytes of the payload (its head); None: all.
 
     Raises:
         McapIndexError: No message record with that log time is there.
@@ -169,7 +174,9 @@ def read_message(bio: BinaryIO, entry: IndexEntry) -> bytes:
     if opcode != _OP_MESSAGE or log_time != entry.log_time or size < _MESSAGE_FIXED:
         msg = f'the index points to no message at offset {entry.offset}'
         raise McapIndexError(msg)
-    return _read_at(bio, entry.offset + _MESSAGE.size, size - _MESSAGE_FIXED)
+    size -= _MESSAGE_FIXED
+    return _read_at(bio, entry.offset + _MESSAGE.size,
+                    size if limit is None else min(size, limit))
 
 
 def topic_messages(paths: list[Path], topic: str) -> Iterator[tuple[int, bytes]] | None:
