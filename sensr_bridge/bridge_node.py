@@ -40,7 +40,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String, UInt8MultiArray
 from visualization_msgs.msg import MarkerArray
 
-from sensr_bridge import cdr, cloud, decode, malloc, outputs, parameters, protocol
+from sensr_bridge import cdr, cloud, decode, malloc, outputs, protocol
 from sensr_bridge.client import ClientOptions, SensrClient
 from sensr_bridge.errors import ConfigError, DecodeError
 from sensr_bridge.lifecycle import GuardedLifecycleNode
@@ -143,8 +143,7 @@ class BridgeNode(GuardedLifecycleNode):
 
     def __init__(self, node_name: str = 'sensr_bridge', **kwargs: Any) -> None:
         """Declare parameters; nothing connects before activation."""
-        super().__init__(node_name, **kwargs)
-        parameters.declare_parameters(self, PARAMETERS, writable=('stats_log_period',))
+        super().__init__(node_name, PARAMETERS, writable=('stats_log_period',), **kwargs)
         self.counters = Counters()
         self.latency = LatencyWindow()
         self._sensr_clients: list[SensrClient] = []

@@ -18,13 +18,15 @@ callback name, and for a transition answered with ERROR, as rclpy would have.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 import functools
 import traceback
 from typing import Any, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+
+from sensr_bridge import parameters
 
 TRANSITION_CALLBACKS = ('on_configure', 'on_activate', 'on_deactivate', 'on_cleanup',
                         'on_shutdown', 'on_error')
@@ -62,10 +64,43 @@ class GuardedLifecycleNode(LifecycleNode):
             if method is not None:
                 setattr(cls, name, _guard_transition(name, method))
 
-    def __init__(self, node_name: str, **kwargs: Any) -> None:
-        """Create the node (``LifecycleNode`` arguments)."""
+    def __init__(self, node_name: str, parameter_table: Sequence[tuple[str, Any, str]],
+                 *, writable: Collection[str] = (), **kwargs: Any) -> None:
+        """Create the node (``LifecycleNode`` arguments) and declare its parameters.
+
+        Args:
+            node_name: Node name.
+            parameter_table: ``(name, default, description)`` rows
+                (:func:`sensr_bridge.parameters.declare_parameters`).
+            writable: Parameters that may change at run time.
+            **kwargs: ``LifecycleNode`` arguments.
+
+        Raises:
+            ParameterError: A parameter has the wrong type or is out of range; the node
+                is destroyed first, so it leaves nothing in the ROS graph.
+
+        """
         self.callback_errors: Counter[str] = Counter()
         super().__init__(node_name, **kwargs)
+        try:
+            parameters.declare_parameters(self, parameter_table, writable=writable)
+        except BaseException:
+            self.destroy_node()
+            raise
+
+    def destroy_node(self) -> None:
+        """Destroy the node and its lifecycle state machine.
+
+        rclpy's ``LifecycleNode.destroy_node`` leaves the state machine, which keeps the
+        node and its ``change_state`` service in the ROS graph until the Python object is
+        collected, even past the context's shutdown. A later ``ros2 launch`` in the same
+        ROS domain then sent its transition requests to that ghost too and waited for an
+        answer that never came (CI: every separate-process start stalled).
+        """
+        super().destroy_node()
+        machine = getattr(self, '_state_machine', None)
+        if machine is not None and hasattr(machine, 'destroy_when_not_in_use'):
+            machine.destroy_when_not_in_use()
 
     def callback_failed(self, name: str, exc: BaseException) -> None:
         """Log and count an exception of the callback ``name``.

@@ -34,7 +34,7 @@ from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
 
-from sensr_bridge import cdr, malloc, parameters
+from sensr_bridge import cdr, malloc
 from sensr_bridge.bag import base as bag
 from sensr_bridge.bag.queue import BatchingWriter, TopicQueueStats
 from sensr_bridge.errors import BagError, ConfigError
@@ -162,8 +162,7 @@ class RecorderNode(GuardedLifecycleNode):
 
     def __init__(self, node_name: str = 'sensr_recorder', **kwargs: Any) -> None:
         """Declare parameters; nothing is opened before configure."""
-        super().__init__(node_name, **kwargs)
-        parameters.declare_parameters(self, PARAMETERS)
+        super().__init__(node_name, PARAMETERS, **kwargs)
         self._p: dict[str, Any] = {}
         self._writer: BatchingWriter | None = None
         self._subs: dict[str, _Subscription] = {}

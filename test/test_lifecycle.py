@@ -34,6 +34,7 @@ from test_bridge_node import start_bridge
 from sensr_bridge.bag import base as bag
 from sensr_bridge.bridge_node import BridgeNode
 from sensr_bridge.lifecycle import GuardedLifecycleNode
+from sensr_bridge.parameters import ParameterError
 from sensr_bridge.recorder_node import RecorderNode
 from sensr_bridge.runtime import spin_until
 
@@ -461,7 +462,7 @@ class Faulty(GuardedLifecycleNode):
     """Raises in on_activate and in a timer; another timer keeps ticking."""
 
     def __init__(self, context):
-        super().__init__('faulty', context=context)
+        super().__init__('faulty', (), context=context)
         self.ticks = threading.Semaphore(0)
 
     def on_configure(self, state):
@@ -511,3 +512,46 @@ def test_spinning_survives_an_unguarded_callback(ros, capfd):
     assert wait_until(lambda: err.append(capfd.readouterr().err) or (
         "executor callback failed: KeyError: 'gone'" in ''.join(err)))
     assert ticks.acquire(timeout=5)
+
+
+# --- nothing left in the ROS graph ---------------------------------------------------------
+
+NODE_CLASSES = [BridgeNode, RecorderNode]
+
+
+@pytest.fixture
+def graph():
+    """A node in a context of its own that looks at the ROS graph."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    probe = rclpy.create_node('graph_probe', context=context)
+    yield lambda: set(probe.get_node_names_and_namespaces())
+    probe.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+@pytest.mark.parametrize('node_class', NODE_CLASSES, ids=lambda c: c.__name__)
+def test_a_destroyed_node_leaves_the_graph(graph, node_class):
+    """rclpy's LifecycleNode.destroy_node kept the node (and its change_state service)
+    in the graph: a later ros2 launch asked that ghost for transitions and stalled."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    name = f'ghost_{node_class.__name__.lower()}'
+    node = node_class(name, namespace='ghosts', context=context)
+    assert wait_until(lambda: (name, '/ghosts') in graph(), 20), 'never in the graph'
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    assert wait_until(lambda: (name, '/ghosts') not in graph(), 20), 'still in the graph'
+
+
+@pytest.mark.parametrize('node_class', NODE_CLASSES, ids=lambda c: c.__name__)
+def test_a_node_whose_parameters_are_rejected_leaves_the_graph(graph, node_class):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    name = f'rejected_{node_class.__name__.lower()}'
+    with pytest.raises(ParameterError):
+        node_class(name, namespace='ghosts', context=context,
+                   parameter_overrides=[Parameter('stats_log_period', value='often')])
+    seen = wait_until(lambda: (name, '/ghosts') in graph(), 5)
+    rclpy.try_shutdown(context=context)
+    assert not seen, 'a node that was never made is in the graph'
