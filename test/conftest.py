@@ -4,7 +4,9 @@
 
 import contextlib
 import os
+from pathlib import Path
 import random
+import subprocess
 import threading
 
 from hypothesis import settings
@@ -14,6 +16,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 
 from sensr_bridge import paths, shm
+from sensr_bridge.runtime import spin_until
 from sensr_bridge.simulator import Simulator, SimulatorConfig
 
 # Large clouds need the shared-memory profile; a random domain keeps parallel runs apart.
@@ -56,25 +59,62 @@ def make_sim(request):
         sim.stop()
 
 
-@pytest.fixture
-def ros():
-    """An rclpy context of its own and a MultiThreadedExecutor (its spin thread not started)."""
+@contextlib.contextmanager
+def _spinning_context():
+    """An rclpy context of its own and a MultiThreadedExecutor spinning on a thread.
+
+    At the end every node in the executor is shut down (a test that failed before its
+    own shutdown must not leave a bridge reconnecting and publishing into the next tests:
+    the ROS domain is shared by the whole session) and destroyed, then the context.
+    """
     context = rclpy.Context()
     rclpy.init(context=context)
     executor = MultiThreadedExecutor(context=context)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    yield context, executor, thread
-    nodes = executor.get_nodes()
-    # A test that failed before its own shutdown must not leave a bridge reconnecting and
-    # publishing into the next tests (the ROS domain is shared by the whole session).
-    for node in nodes:
-        if isinstance(node, LifecycleNode):
-            with contextlib.suppress(Exception):
-                node.trigger_shutdown()
-    executor.shutdown(timeout_sec=2)
-    if thread.ident is not None:  # its loop reads the context: done with it before destroy
-        thread.join(5)
-    for node in nodes:
-        node.destroy_node()
-    rclpy.try_shutdown(context=context)
-    context.destroy()
+    stop = threading.Event()
+    thread = threading.Thread(target=spin_until, args=(executor, stop), daemon=True)
+    thread.start()
+    try:
+        yield context, executor
+    finally:
+        nodes = executor.get_nodes()
+        for node in nodes:
+            if isinstance(node, LifecycleNode):
+                with contextlib.suppress(Exception):
+                    node.trigger_shutdown()
+        stop.set()
+        executor.wake()
+        thread.join(5)  # its loop reads the context: done with it before destroy
+        executor.shutdown(timeout_sec=2)
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        context.destroy()
+
+
+@pytest.fixture
+def ros():
+    """(context, executor): a context of its own, its executor spinning; cleaned up after."""
+    with _spinning_context() as pair:
+        yield pair
+
+
+@pytest.fixture(scope='module')
+def module_ros():
+    """The ``ros`` fixture shared by the tests of a module."""
+    with _spinning_context() as pair:
+        yield pair
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A 4 MiB tmpfs (needs root; skipped otherwise)."""
+    mount = tmp_path / 'small'
+    mount.mkdir()
+    done = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', str(mount)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        pytest.skip(f'cannot mount a small tmpfs to fill: {done.stderr.strip()}')
+    yield mount
+    # Lazily if a failed test left a file open on it: no mount may outlive the test.
+    if subprocess.run(['umount', str(mount)], check=False).returncode:
+        subprocess.run(['umount', '-l', str(mount)], check=True)

@@ -1,6 +1,7 @@
 # Copyright 2026 sensr_bridge developers
 # SPDX-License-Identifier: Apache-2.0
-"""What the tests share: which parts of a ROS 2 installation are here; polling; ports.
+"""What the tests share: which parts of a ROS 2 installation are here; polling; ports;
+a bridge node in a test's executor; child processes; the wire scanner against protobuf.
 
 On a machine with PyPI wheels only, tests that need rosbag2_py, launch, the ``ros2``
 CLI or this package installed by colcon are skipped. In CI's run inside the real ROS 2
@@ -13,11 +14,21 @@ from __future__ import annotations
 from collections.abc import Callable
 import importlib.util
 import os
+import random
+import re
 import shutil
 import socket
+import subprocess
+import sys
+import threading
 import time
 
+from google.protobuf.message import DecodeError as PbDecodeError
+import psutil
 import pytest
+
+from sensr_bridge import protocol, wire
+from sensr_bridge.errors import DecodeError
 
 ROS_STACK_REQUIRED = os.environ.get('SENSR_ROS_STACK') == 'required'
 """Set by .ci/run inside ../shared/ros2v: every part below must be present."""
@@ -123,3 +134,151 @@ class LogSpy:
     def count(self, level: str, needle: str = '') -> int:
         """Lines of ``level`` that contain ``needle``."""
         return sum(1 for lv, text in self.lines if lv == level and needle in text)
+
+
+# --- a bridge node in a test's executor ------------------------------------------------
+
+def start_bridge(context, executor, sim, **params):
+    """Add an unconfigured bridge node (namespace sensr) for ``sim`` to ``executor``."""
+    from rclpy.parameter import Parameter
+
+    from sensr_bridge.bridge_node import BridgeNode
+
+    overrides = [Parameter('output_port', value=sim.output_port),
+                 Parameter('point_port', value=sim.point_port),
+                 Parameter('autostart', value=False), Parameter('stats_log_period', value=0.0)]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    node = BridgeNode(namespace='sensr', context=context, parameter_overrides=overrides)
+    executor.add_node(node)
+    return node
+
+
+# --- child processes ----------------------------------------------------------------------
+
+PY = sys.executable
+# A ROS domain of their own: DDS entities left in the pytest process by in-process tests
+# must not match (and be counted as) the subscribers of these processes.
+_SESSION_DOMAIN = int(os.environ.get('ROS_DOMAIN_ID', '0'))
+ENV = {**os.environ, 'PYTHONUNBUFFERED': '1',
+       'ROS_DOMAIN_ID': str(random.choice([d for d in range(1, 201) if d != _SESSION_DOMAIN]))}
+
+
+class Proc:
+    """A child process whose merged output is read line by line on a thread."""
+
+    def __init__(self, name: str, cmd: list[str], **popen):
+        self.name = name
+        self.popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, env=ENV, umask=0o022, **popen)
+        self.pid = self.popen.pid
+        self.lines: list[str] = []
+        self.cond = threading.Condition()
+        self.eof = False
+        self.exited_at: float | None = None
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._wait, daemon=True).start()
+
+    def _read(self):
+        for line in self.popen.stdout:
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def _wait(self):
+        self.popen.wait()
+        with self.cond:
+            self.exited_at = time.monotonic()
+            self.cond.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self.cond:
+            return ''.join(self.lines)
+
+    def wait_line(self, pattern: str | re.Pattern, timeout: float = 30.0,
+                  accept: Callable[[re.Match], bool] = lambda _m: True) -> re.Match:
+        """Wait for an output line matching ``pattern`` (and ``accept``); fail on exit."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self.cond:
+            while True:
+                for line in self.lines[seen:]:
+                    match = regex.search(line)
+                    if match and accept(match):
+                        return match
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if self.eof or left <= 0:
+                    pytest.fail(f'{self.name}: no line matching {regex.pattern!r} '
+                                f'({"exited" if self.eof else "timeout"}):\n{self.output[-4000:]}')
+                self.cond.wait(left)
+
+    def wait_exit(self, timeout: float) -> int:
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.exited_at is not None, timeout):
+                pytest.fail(f'{self.name} did not exit within {timeout} s:\n'
+                            f'{self.output[-4000:]}')
+            self.cond.wait_for(lambda: self.eof, 5.0)
+        return self.popen.returncode
+
+    def kill_tree(self):
+        """Last-resort cleanup after a failed test: SIGKILL the process and its children."""
+        try:
+            procs = [psutil.Process(self.pid), *psutil.Process(self.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for proc in procs:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.popen.wait(10)
+
+
+# --- the wire scanner against protobuf -------------------------------------------------------
+
+def unknown_count(message) -> int:
+    try:
+        from google.protobuf import unknown_fields
+    except ImportError:  # protobuf < 4.22
+        return len(message.UnknownFields())
+    return len(unknown_fields.UnknownFieldSet(message))
+
+
+def parse_or_none(cls, data: bytes):
+    try:
+        return cls.FromString(data)
+    except PbDecodeError:
+        return None
+
+
+def assert_same_as_protobuf(data: bytes | bytearray | memoryview) -> None:
+    """The scanner agrees with protobuf on ``data``: same rejection or same content."""
+    raw = bytes(data)
+    expected = parse_or_none(protocol.PointResult, raw)
+    try:
+        view = wire.scan_point_result(data)
+    except DecodeError as exc:
+        rejected = exc
+    else:
+        rejected = None
+    if rejected is not None:
+        assert rejected.kind == 'malformed'
+        assert expected is None, f'protobuf parses what the scanner rejects: {rejected}'
+        return
+    assert expected is not None, 'the scanner accepts what protobuf rejects'
+    assert view.uid == expected.uid
+    assert view.unknown_fields == unknown_count(expected)
+    assert len(view.clouds) == len(expected.points)
+    for found, cloud in zip(view.clouds, expected.points, strict=True):
+        assert found.type == cloud.type
+        assert found.id == cloud.id
+        for name in ('points', 'intensities'):
+            offset, length = getattr(found, name)
+            assert 0 <= offset and offset + length <= len(raw)
+            assert raw[offset:offset + length] == getattr(cloud, name)
+        assert found.unknown_fields == unknown_count(cloud)

@@ -10,7 +10,6 @@ import time
 
 import pytest
 from rosbags.rosbag2 import Reader
-from test_bag_sqlite3 import small_fs  # noqa: F401  (fixture)
 
 from sensr_bridge.bag import queue as queue_module
 from sensr_bridge.bag.base import StorageOptions, TopicInfo
@@ -202,7 +201,7 @@ def test_close_timeout_drops_the_rest_but_finishes_the_batch(tmp_path: Path) -> 
     assert queue.stats().dropped == {'close_timeout': 2}
 
 
-def test_storage_full_stops_writing_and_closes_valid(small_fs: Path) -> None:  # noqa: F811
+def test_storage_full_stops_writing_and_closes_valid(small_fs: Path) -> None:
     uri = small_fs / 'bag'
     writer = open_writer(uri)
     errors: list[Exception] = []

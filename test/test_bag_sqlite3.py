@@ -8,7 +8,6 @@ import json
 import os
 from pathlib import Path
 import sqlite3
-import subprocess
 
 from bag_helpers import rosbags_qos
 import pytest
@@ -212,21 +211,6 @@ def test_presets_take_effect(tmp_path: Path, preset: str, side_file: str | None,
     # Closed: one self-contained file in rollback mode.
     assert sorted(p.name for p in uri.iterdir()) == ['bag_0.db3', 'metadata.yaml']
     assert query(db3, 'PRAGMA journal_mode') == [('delete',)]
-
-
-@pytest.fixture
-def small_fs(tmp_path: Path):
-    """A 4 MiB tmpfs (needs root; skipped otherwise)."""
-    mount = tmp_path / 'small'
-    mount.mkdir()
-    done = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', str(mount)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        pytest.skip(f'cannot mount a small tmpfs to fill: {done.stderr.strip()}')
-    yield mount
-    # Lazily if a failed test left a file open on it: no mount may outlive the test.
-    if subprocess.run(['umount', str(mount)], check=False).returncode:
-        subprocess.run(['umount', '-l', str(mount)], check=True)
 
 
 def fill_until_full(writer: Sqlite3Writer) -> list[tuple[str, int, bytes]]:

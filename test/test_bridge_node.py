@@ -4,6 +4,7 @@
 
 import threading
 
+from helpers import start_bridge
 import numpy as np
 import pytest
 import rclpy
@@ -42,16 +43,6 @@ class Collector:
             return self.cond.wait_for(lambda: len(self.msgs[topic]) >= n, timeout)
 
 
-def start_bridge(context, executor, sim, **params):
-    overrides = [Parameter('output_port', value=sim.output_port),
-                 Parameter('point_port', value=sim.point_port),
-                 Parameter('autostart', value=False), Parameter('stats_log_period', value=0.0)]
-    overrides += [Parameter(k, value=v) for k, v in params.items()]
-    node = BridgeNode(namespace='sensr', context=context, parameter_overrides=overrides)
-    executor.add_node(node)
-    return node
-
-
 def expected_points(sim, seq):
     """Build, with protobuf and numpy only, the cloud the bridge must publish for frame seq."""
     pr = protocol.PointResult.FromString(sim.expected_point_result(seq))
@@ -71,7 +62,7 @@ def expected_points(sim, seq):
 
 @pytest.mark.parametrize('workers', [0, 1])
 def test_every_cloud_published_bit_exact(ros, workers):
-    context, executor, thread = ros
+    context, executor = ros
     config = SimulatorConfig(output_port=0, point_port=0, rate_hz=10.0, max_frames=12,
                              start_after_clients=2)
     with Simulator(config) as sim:
@@ -79,7 +70,6 @@ def test_every_cloud_published_bit_exact(ros, workers):
                                         ('/sensr/objects/markers', MarkerArray)])
         executor.add_node(collector.node)
         node = start_bridge(context, executor, sim, decode_workers=workers)
-        thread.start()
         node.trigger_configure()
         node.trigger_activate()
         assert collector.wait('/sensr/points', 12), collector.msgs['/sensr/points'].__len__()
@@ -98,7 +88,7 @@ def test_every_cloud_published_bit_exact(ros, workers):
 
 
 def test_markers_place_boxes_at_sensr_geometry(ros):
-    context, executor, thread = ros
+    context, executor = ros
     config = SimulatorConfig(output_port=0, point_port=None, rate_hz=20.0, max_frames=3,
                              start_after_clients=1, objects=5)
     with Simulator(config) as sim:
@@ -109,7 +99,6 @@ def test_markers_place_boxes_at_sensr_geometry(ros):
             Parameter('output_port', value=sim.output_port), Parameter('point_port', value=0),
             Parameter('autostart', value=False)])
         executor.add_node(node)
-        thread.start()
         node.trigger_configure()
         node.trigger_activate()
         assert collector.wait('/sensr/output_raw', 1)
@@ -131,7 +120,7 @@ def test_markers_place_boxes_at_sensr_geometry(ros):
 
 
 def test_configure_fails_with_clear_message(ros):
-    context, executor, _ = ros
+    context, executor = ros
     node = BridgeNode(namespace='sensr', context=context, parameter_overrides=[
         Parameter('qos_reliability', value='sometimes'), Parameter('autostart', value=False)])
     node.trigger_configure()

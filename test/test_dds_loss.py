@@ -186,7 +186,8 @@ class Spinner:
 
 
 @pytest.fixture
-def ros():
+def observed():
+    """(context, observer): an Observer whose executor the test can hold (``Spinner``)."""
     context = rclpy.Context()
     rclpy.init(context=context)
     observer = Observer(context)
@@ -240,8 +241,8 @@ def check_stats_file(path, topic, published):
     return written, lost
 
 
-def test_recorder_counts_what_its_starved_history_overwrote(ros, tmp_path):
-    context, observer = ros
+def test_recorder_counts_what_its_starved_history_overwrote(observed, tmp_path):
+    context, observer = observed
     topic = '/sensr/loss_history'
     publisher = Child([PY, '-c', PUBLISHER, topic, 'reliable', '1000'])
     params = recorder_params(tmp_path, topic, autostart=False)
@@ -293,9 +294,9 @@ def test_recorder_counts_what_its_starved_history_overwrote(ros, tmp_path):
         recorder.destroy_node()
 
 
-def test_recorder_counts_lost_in_transport_once(ros, tmp_path):
+def test_recorder_counts_lost_in_transport_once(observed, tmp_path):
     """DDS message-lost events and sequence gaps see the same samples: counted once."""
-    context, observer = ros
+    context, observer = observed
     topic = '/sensr/loss_transport'
     # Fast DDS defaults (no large-data profile): a shared-memory port of 512 slots, which a
     # stopped reader lets overflow.
@@ -338,8 +339,8 @@ def test_recorder_counts_lost_in_transport_once(ros, tmp_path):
         recorder.stop()
 
 
-def test_bridge_counts_and_logs_a_subscriber_with_incompatible_qos(ros):
-    context, observer = ros
+def test_bridge_counts_and_logs_a_subscriber_with_incompatible_qos(observed):
+    context, observer = observed
     bridge = BridgeNode(namespace='sensr', context=context, parameter_overrides=[
         Parameter('qos_reliability', value='best_effort'), Parameter('autostart', value=False),
         Parameter('diagnostics_period', value=0.2), Parameter('stats_log_period', value=0.0)])

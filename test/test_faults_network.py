@@ -30,7 +30,6 @@ from helpers import LogSpy, wait_until
 import psutil
 import pytest
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -69,23 +68,10 @@ def report(case, **figures):
         target.write_text(json.dumps(merged, indent=2, sort_keys=True) + '\n')
 
 
-@pytest.fixture(scope='module')
-def ros():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = MultiThreadedExecutor(context=context)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield context, executor
-    executor.shutdown(timeout_sec=2)
-    rclpy.try_shutdown(context=context)
-    thread.join(2)
-
-
 @pytest.fixture
-def bridge(ros):
+def bridge(module_ros):
     """Start bridge nodes (configured and active) against a simulator; shut them down after."""
-    context, executor = ros
+    context, executor = module_ros
     nodes = []
 
     def start(sim, name=None, *, activate=True, **params):
@@ -511,8 +497,8 @@ def test_overload_bounded_memory_and_recovery(make_sim, bridge):
 # --- 5. TLS ---------------------------------------------------------------------------------
 
 
-def test_tls_good_and_wrong_ca(ros, make_sim, bridge, tmp_path):
-    context, executor = ros
+def test_tls_good_and_wrong_ca(module_ros, make_sim, bridge, tmp_path):
+    context, executor = module_ros
     ca, other_ca, cert, key = make_certificates(tmp_path)
     sim = make_sim(tls_cert=str(cert), tls_key=str(key))
     got = []

@@ -10,113 +10,28 @@ processes log at exit (the bridge's ``final counters`` line, the recorder's ``ba
 closed`` line, record's ``result:`` line) and what the bag holds, read back with rosbags.
 """
 
-from collections.abc import Callable
 import itertools
 import os
 from pathlib import Path
-import random
 import re
 import select
 import signal
 import stat
 import struct
 import subprocess
-import sys
-import threading
 import time
 
+from helpers import ENV, PY, Proc
 import psutil
 import pytest
 from rosbags.rosbag2 import Reader
 import websocket
 
-PY = sys.executable
-# A ROS domain of their own: DDS entities left in the pytest process by in-process tests
-# must not match (and be counted as) the subscribers of these processes.
-_SESSION_DOMAIN = int(os.environ.get('ROS_DOMAIN_ID', '0'))
-ENV = {**os.environ, 'PYTHONUNBUFFERED': '1',
-       'ROS_DOMAIN_ID': str(random.choice([d for d in range(1, 201) if d != _SESSION_DOMAIN]))}
 FULL_POINTS = 921_512
 CLOUD_BYTES = FULL_POINTS * 16
 STATS = re.compile(r'clouds [\d.]+/s \(total (\d+)\)')
 PROGRESS = re.compile(r'clouds received (\d+) published (\d+) \| output published \d+ \| bag '
                       r'written (\d+) dropped (\d+)')
-
-
-class Proc:
-    """A child process whose merged output is read line by line on a thread."""
-
-    def __init__(self, name: str, cmd: list[str], **popen):
-        self.name = name
-        self.popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True, env=ENV, umask=0o022, **popen)
-        self.pid = self.popen.pid
-        self.lines: list[str] = []
-        self.cond = threading.Condition()
-        self.eof = False
-        self.exited_at: float | None = None
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._wait, daemon=True).start()
-
-    def _read(self):
-        for line in self.popen.stdout:
-            with self.cond:
-                self.lines.append(line)
-                self.cond.notify_all()
-        with self.cond:
-            self.eof = True
-            self.cond.notify_all()
-
-    def _wait(self):
-        self.popen.wait()
-        with self.cond:
-            self.exited_at = time.monotonic()
-            self.cond.notify_all()
-
-    @property
-    def output(self) -> str:
-        with self.cond:
-            return ''.join(self.lines)
-
-    def wait_line(self, pattern: str | re.Pattern, timeout: float = 30.0,
-                  accept: Callable[[re.Match], bool] = lambda _m: True) -> re.Match:
-        """Wait for an output line matching ``pattern`` (and ``accept``); fail on exit."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self.cond:
-            while True:
-                for line in self.lines[seen:]:
-                    match = regex.search(line)
-                    if match and accept(match):
-                        return match
-                seen = len(self.lines)
-                left = deadline - time.monotonic()
-                if self.eof or left <= 0:
-                    pytest.fail(f'{self.name}: no line matching {regex.pattern!r} '
-                                f'({"exited" if self.eof else "timeout"}):\n{self.output[-4000:]}')
-                self.cond.wait(left)
-
-    def wait_exit(self, timeout: float) -> int:
-        with self.cond:
-            if not self.cond.wait_for(lambda: self.exited_at is not None, timeout):
-                pytest.fail(f'{self.name} did not exit within {timeout} s:\n'
-                            f'{self.output[-4000:]}')
-            self.cond.wait_for(lambda: self.eof, 5.0)
-        return self.popen.returncode
-
-    def kill_tree(self):
-        """Last-resort cleanup after a failed test: SIGKILL the process and its children."""
-        try:
-            procs = [psutil.Process(self.pid), *psutil.Process(self.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return
-        for proc in procs:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        self.popen.wait(10)
 
 
 def clean_output(proc: Proc) -> None:

@@ -37,11 +37,10 @@ import re
 import signal
 import time
 
-from helpers import ROS_STACK_REQUIRED, free_ports, package_installed, wait_until
+from helpers import ENV, PY, ROS_STACK_REQUIRED, Proc, free_ports, package_installed, wait_until
 import psutil
 import pytest
 from rosbags.rosbag2 import Reader
-from test_faults_process import ENV, PY, Proc
 
 from sensr_bridge import launch_support, malloc
 

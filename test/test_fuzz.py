@@ -30,11 +30,11 @@ import struct
 
 from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError as PbDecodeError
+from helpers import assert_same_as_protobuf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 import numpy as np
 import pytest
-from test_wire import assert_same_as_protobuf
 
 from sensr_bridge import cloud, decode, protocol, wire
 from sensr_bridge.client import ConnectionClosed, FrameReader, ProtocolError

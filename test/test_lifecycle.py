@@ -17,11 +17,10 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
-from helpers import wait_until
+from helpers import start_bridge, wait_until
 import psutil
 import pytest
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -29,14 +28,12 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
-from test_bridge_node import start_bridge
 
 from sensr_bridge.bag import base as bag
 from sensr_bridge.bridge_node import BridgeNode
 from sensr_bridge.lifecycle import GuardedLifecycleNode
 from sensr_bridge.parameters import ParameterError
 from sensr_bridge.recorder_node import RecorderNode
-from sensr_bridge.runtime import spin_until
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
@@ -47,29 +44,6 @@ TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 
 def state(node):
     return node._state_machine.current_state[1]
-
-
-@pytest.fixture
-def ros():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = MultiThreadedExecutor(context=context)
-    stop = threading.Event()
-    thread = threading.Thread(target=spin_until, args=(executor, stop), daemon=True)
-    thread.start()
-    yield context, executor
-    stop.set()
-    executor.wake()
-    thread.join(timeout=2)
-    assert not thread.is_alive()
-    nodes = executor.get_nodes()
-    executor.shutdown(timeout_sec=2)
-    # Destroy the DDS entities now: leftover readers of /sensr/points in this process would
-    # match the bridges of later tests (same ROS domain) and distort them.
-    for node in nodes:
-        node.destroy_node()
-    rclpy.try_shutdown(context=context)
-    context.destroy()
 
 
 class Collector:

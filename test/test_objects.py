@@ -291,7 +291,7 @@ class Collector:
 
 def run_bridge(ros, sim, topics, **params):
     """Start a bridge against ``sim`` and a collector of ``topics``; return both, active."""
-    context, executor, thread = ros
+    context, executor = ros
     collector = Collector(context, topics)
     executor.add_node(collector.node)
     overrides = [Parameter('output_port', value=sim.output_port),
@@ -302,7 +302,6 @@ def run_bridge(ros, sim, topics, **params):
     node.log = LogSpy(node.get_logger())
     node.get_logger = lambda: node.log
     executor.add_node(node)
-    thread.start()
     node.trigger_configure()
     node.trigger_activate()
     return node, collector

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import itertools
 
 from google.protobuf.message import DecodeError as PbDecodeError
+from helpers import assert_same_as_protobuf, parse_or_none, unknown_count
 from hypothesis import given, settings
 from hypothesis import strategies as st
 import pytest
@@ -141,49 +142,6 @@ def interleave(draw, fields: list[Field], n_clouds: int) -> list[Field]:
     slots = draw(st.permutations([True] * len(clouds) + [False] * len(others)))
     cloud_iter, other_iter = iter(clouds), iter(others)
     return [next(cloud_iter) if is_cloud else next(other_iter) for is_cloud in slots]
-
-
-def unknown_count(message) -> int:
-    try:
-        from google.protobuf import unknown_fields
-    except ImportError:  # protobuf < 4.22
-        return len(message.UnknownFields())
-    return len(unknown_fields.UnknownFieldSet(message))
-
-
-def parse_or_none(cls, data: bytes):
-    try:
-        return cls.FromString(data)
-    except PbDecodeError:
-        return None
-
-
-def assert_same_as_protobuf(data: bytes | bytearray | memoryview) -> None:
-    """The scanner agrees with protobuf on ``data``: same rejection or same content."""
-    raw = bytes(data)
-    expected = parse_or_none(protocol.PointResult, raw)
-    try:
-        view = wire.scan_point_result(data)
-    except DecodeError as exc:
-        rejected = exc
-    else:
-        rejected = None
-    if rejected is not None:
-        assert rejected.kind == 'malformed'
-        assert expected is None, f'protobuf parses what the scanner rejects: {rejected}'
-        return
-    assert expected is not None, 'the scanner accepts what protobuf rejects'
-    assert view.uid == expected.uid
-    assert view.unknown_fields == unknown_count(expected)
-    assert len(view.clouds) == len(expected.points)
-    for found, cloud in zip(view.clouds, expected.points, strict=True):
-        assert found.type == cloud.type
-        assert found.id == cloud.id
-        for name in ('points', 'intensities'):
-            offset, length = getattr(found, name)
-            assert 0 <= offset and offset + length <= len(raw)
-            assert raw[offset:offset + length] == getattr(cloud, name)
-        assert found.unknown_fields == unknown_count(cloud)
 
 
 @settings(max_examples=300, deadline=None)
