@@ -40,11 +40,11 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String, UInt8MultiArray
 from visualization_msgs.msg import MarkerArray
 
-from sensr_bridge import cdr, cloud, decode, malloc, outputs, protocol
+from sensr_bridge import decode, malloc, output_frame, protocol
 from sensr_bridge.client import ClientOptions, SensrClient
 from sensr_bridge.errors import ConfigError, DecodeError
 from sensr_bridge.lifecycle import GuardedLifecycleNode
-from sensr_bridge.objects import detection_array, frame_json, frame_rows, has_objects, vision_msgs
+from sensr_bridge.objects import vision_msgs
 from sensr_bridge.stats import Counters, LatencyWindow, write_json
 
 try:  # Iron and newer
@@ -59,8 +59,6 @@ if TYPE_CHECKING:
 # no message-lost event for publishers; deadline and liveliness-lost fire only with a
 # deadline or manual liveliness QoS, which the bridge does not offer.
 _PUBLISHER_EVENTS = frozenset(inspect.signature(PublisherEventCallbacks).parameters)
-
-OUTPUT_LABEL = 'sensr_proto.OutputMessage'
 
 PARAMETERS: list[tuple[str, Any, str]] = [
     ('host', '127.0.0.1', 'SENSR master host name or address.'),
@@ -511,11 +509,13 @@ class BridgeNode(GuardedLifecycleNode):
                              f'({self.counters.get(key)} so far)')
 
     def _output_loop(self) -> None:
-        version = protocol.SensrVersion(self._p['sensr_version'])
+        options = output_frame.OutputOptions(
+            frame_id=self._p['frame_id'], stamp_from_sensr=self._p['stamp_source'] == 'sensr',
+            version=protocol.SensrVersion(self._p['sensr_version']), vision=vision_msgs())
         while (item := self._output_queue.get()) is not None:
             frame, recv_ns = item
             try:
-                self._publish_output(frame, recv_ns, version)
+                self._publish_output(frame, recv_ns, options)
             except DecodeError as exc:
                 self._bad_frame('output', exc)
             except Exception as exc:
@@ -523,75 +523,23 @@ class BridgeNode(GuardedLifecycleNode):
                 self._bad_frame('output', DecodeError('conversion_failed', repr(exc)))
 
     def _publish_output(self, frame: bytearray, recv_ns: int,
-                        version: protocol.SensrVersion) -> None:
-        msg = protocol.parse_output(frame)
-        for warning in protocol.output_warnings(frame, msg):
-            self.counters.add(f'output_warning_{warning}')
-        stamp = recv_ns
-        if self._p['stamp_source'] == 'sensr' and msg.HasField('timestamp'):
-            stamp = protocol.timestamp_ns(msg.timestamp)
-        frame_id = self._p['frame_id']
-        pubs = self._pubs
-        if 'output_raw' in pubs:
-            pubs['output_raw'].publish(cdr.serialize_uint8_multiarray(OUTPUT_LABEL, frame))
-        if msg.HasField('stream'):
-            stream = msg.stream
-            if stream.has_objects or stream.objects:
-                objects = list(stream.objects)
-                if 'markers' in pubs:
-                    pubs['markers'].publish(outputs.object_markers(objects, stamp, frame_id))
-                if 'object_points' in pubs:
-                    bad = outputs.bad_object_points(objects)
-                    if bad:
-                        self._bad_frame('output', DecodeError(
-                            'object_points_mismatch',
-                            f'{bad} objects with inconsistent point/intensity bytes'))
-                    pts = outputs.object_points(objects)
-                    pubs['object_points'].publish(cloud.serialize_cloud(
-                        stamp, frame_id, cloud.XYZI_OBJECT, pts))
-            if 'objects_json' in pubs and has_objects(stream):
-                self._publish_objects(stream, stamp, frame_id)
-            if stream.has_zones or stream.zones:
-                zones = list(stream.zones)
-                pubs['zones'].publish(String(data=outputs.zones_json(zones)))
-                if 'zone_markers' in pubs:
-                    pubs['zone_markers'].publish(outputs.zone_markers(zones, stamp, frame_id))
-            if stream.HasField('health'):
-                self._health(stream.health, stamp, 'stream')
-        if msg.HasField('event'):
-            event = msg.event
-            if event.zone or event.losing or event.online_recalibration:
-                pubs['events'].publish(String(data=outputs.to_json(event, stamp_ns=stamp)))
-                self.counters.add('events_published')
-            if event.HasField('health'):
-                self._health(event.health, stamp, 'event')
-        custom = protocol.parse_custom(msg, version)
-        if custom is not None:
-            pubs['custom'].publish(String(data=outputs.to_json(custom, stamp_ns=stamp)))
+                        options: output_frame.OutputOptions) -> None:
+        done = output_frame.convert(frame, recv_ns, options, self._pubs.keys())
+        for key, message in done.messages:
+            self._pubs[key].publish(message)
+        for key, n in done.counts.items():
+            self.counters.add(key, n)
+        for key, text in done.warnings:
+            self._warn_throttled(key, f'{text} ({self.counters.get(key)} so far)')
+        for error in done.errors:
+            self._bad_frame('output', error)
+        for health, _origin in done.health:
+            self._sensr_health = protocol.enum_name(protocol.HEALTH_STATUS, health.master)
+            if health.master == protocol.HEALTH_OUTPUT_BUFFER_OVERFLOW:
+                self._drop('sensr_output_buffer_overflow',
+                           'SENSR reports OUTPUT_BUFFER_OVERFLOW: it is dropping our data')
         self._last_output_ns = recv_ns
         self.counters.add('output_published')
-
-    def _publish_objects(self, stream: Any, stamp: int, frame_id: str) -> None:
-        """Publish every object of a frame on objects/json (and objects); count bad ones."""
-        frame = frame_rows(stream)
-        for reason, n in frame.skipped.items():
-            key = f'output_bad_object_{reason}'
-            self.counters.add(key, n)
-            self._warn_throttled(key, f'output: {n} object(s) skipped ({reason}): '
-                                 f'{frame.first_error[reason]} ({self.counters.get(key)} so far)')
-        self._pubs['objects_json'].publish(String(data=frame_json(frame, stamp, frame_id)))
-        if 'objects' in self._pubs:
-            self._pubs['objects'].publish(detection_array(frame.rows, stamp, frame_id,
-                                                          vision_msgs()))
-        self.counters.add('objects_published', len(frame.rows))
-
-    def _health(self, health: Any, stamp: int, origin: str) -> None:
-        self._sensr_health = protocol.enum_name(protocol.HEALTH_STATUS, health.master)
-        self._pubs['health'].publish(String(data=outputs.to_json(health, stamp_ns=stamp,
-                                                                 origin=origin)))
-        if health.master == protocol.HEALTH_OUTPUT_BUFFER_OVERFLOW:
-            self._drop('sensr_output_buffer_overflow',
-                       'SENSR reports OUTPUT_BUFFER_OVERFLOW: it is dropping our data')
 
     # --- diagnostics --------------------------------------------------------------------
 
