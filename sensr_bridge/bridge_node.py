@@ -24,7 +24,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -40,7 +40,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String, UInt8MultiArray
 from visualization_msgs.msg import MarkerArray
 
-from sensr_bridge import decode, malloc, output_frame, protocol
+from sensr_bridge import decode, diagnostics, malloc, output_frame, protocol
 from sensr_bridge.client import ClientOptions, SensrClient
 from sensr_bridge.errors import ConfigError, DecodeError
 from sensr_bridge.lifecycle import GuardedLifecycleNode
@@ -546,14 +546,14 @@ class BridgeNode(GuardedLifecycleNode):
     def _publish_diagnostics(self) -> None:
         if self._diag_pub is None:
             return
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
         hw = f"sensr@{self._p.get('host', '')}"
+        statuses = []
         for client in self._sensr_clients:
             values = client_stats(client)
-            level = DiagnosticStatus.OK if client.connected else DiagnosticStatus.ERROR
-            array.status.append(_status(f'{self.get_name()}: {client.name} connection', hw,
-                                        level, values['state'], values))
+            statuses.append(diagnostics.status(
+                f'{self.get_name()}: {client.name} connection', hw,
+                diagnostics.OK if client.connected else diagnostics.ERROR, values['state'],
+                values))
         counts = self.counters.snapshot()
         drops = {k: v for k, v in counts.items() if 'dropped' in k or '_bad_' in k}
         values = dict(counts)
@@ -565,17 +565,16 @@ class BridgeNode(GuardedLifecycleNode):
                           for key, pub in self._cloud_pubs.items()},
                        'decode_pending': self._decoder.pending if self._decoder else 0,
                        'output_queue': self._output_queue.qsize()})
-        level = DiagnosticStatus.WARN if drops else DiagnosticStatus.OK
-        array.status.append(_status(f'{self.get_name()}: pipeline', hw, level,
-                                    f'{sum(drops.values())} frames dropped or bad', values))
+        statuses.append(diagnostics.status(
+            f'{self.get_name()}: pipeline', hw, diagnostics.WARN if drops else diagnostics.OK,
+            f'{sum(drops.values())} frames dropped or bad', values))
         if self._sensr_health:
-            ok = self._sensr_health == 'OK'
-            array.status.append(_status(f'{self.get_name()}: SENSR health', hw,
-                                        DiagnosticStatus.OK if ok else DiagnosticStatus.WARN,
-                                        self._sensr_health, {}))
-        array.status.append(self._publishers_status(hw))
-        array.status.append(self.callbacks_status(hw))
-        self._diag_pub.publish(array)
+            statuses.append(diagnostics.status(
+                f'{self.get_name()}: SENSR health', hw,
+                diagnostics.OK if self._sensr_health == 'OK' else diagnostics.WARN,
+                self._sensr_health))
+        statuses += [self._publishers_status(hw), self.callbacks_status(hw)]
+        self._diag_pub.publish(diagnostics.array(self.get_clock().now().to_msg(), statuses))
 
     def _publishers_status(self, hw: str) -> DiagnosticStatus:
         """Subscriptions matched and incompatible per publisher; WARN when one gets nothing."""
@@ -585,10 +584,10 @@ class BridgeNode(GuardedLifecycleNode):
             values.update({f'{topic} {key}': value for key, value in events.items()
                            if key != 'topic' and (key != 'last_incompatible_policy' or value)})
             deaf += events['incompatible_qos'] + events['incompatible_type']
-        return _status(f'{self.get_name()}: publishers', hw,
-                       DiagnosticStatus.WARN if deaf else DiagnosticStatus.OK,
-                       f'{deaf} subscriptions with incompatible QoS or type receive nothing'
-                       if deaf else 'ok', values)
+        return diagnostics.status(
+            f'{self.get_name()}: publishers', hw, diagnostics.WARN if deaf else diagnostics.OK,
+            f'{deaf} subscriptions with incompatible QoS or type receive nothing'
+            if deaf else 'ok', values)
 
     def _log_stats(self) -> None:
         rates = self.counters.rates()
@@ -617,12 +616,6 @@ def client_stats(client: SensrClient) -> dict[str, Any]:
                 'last_outage_seconds': round(s.last_outage_s, 3),
                 'stall_timeouts': s.stall_timeouts, 'pong_timeouts': s.pong_timeouts,
                 'partial_frames': s.partial_frames, 'last_error': s.last_error}
-
-
-def _status(name: str, hw: str, level: bytes, message: str,
-            values: dict[str, Any]) -> DiagnosticStatus:
-    return DiagnosticStatus(level=level, name=name, hardware_id=hw, message=message,
-                            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
 
 
 def _readable(path: str) -> bool:

@@ -23,10 +23,10 @@ import functools
 import traceback
 from typing import Any, TypeVar
 
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 
-from sensr_bridge import parameters
+from sensr_bridge import diagnostics, parameters
 
 TRANSITION_CALLBACKS = ('on_configure', 'on_activate', 'on_deactivate', 'on_cleanup',
                         'on_shutdown', 'on_error')
@@ -118,12 +118,11 @@ class GuardedLifecycleNode(LifecycleNode):
     def callbacks_status(self, hardware_id: str) -> DiagnosticStatus:
         """Return the ``/diagnostics`` status of the exceptions caught (ERROR when any)."""
         errors = sum(self.callback_errors.values())
-        return DiagnosticStatus(
-            level=DiagnosticStatus.ERROR if errors else DiagnosticStatus.OK,
-            name=f'{self.get_name()}: callbacks', hardware_id=hardware_id,
-            message=f'{errors} callback exceptions' if errors else 'ok',
-            values=[KeyValue(key=name, value=str(count))
-                    for name, count in sorted(self.callback_errors.items())])
+        return diagnostics.status(
+            f'{self.get_name()}: callbacks', hardware_id,
+            diagnostics.ERROR if errors else diagnostics.OK,
+            f'{errors} callback exceptions' if errors else 'ok',
+            dict(sorted(self.callback_errors.items())))
 
     def guard(self, name: str, callback: _F, *, result_arg: int | None = None) -> _F:
         """Return ``callback`` wrapped so that its exceptions are logged and counted.
