@@ -39,7 +39,6 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-import importlib.util
 import itertools
 import json
 import os
@@ -63,6 +62,7 @@ import numpy as np
 import psutil
 
 from sensr_bridge import cdr, decode, malloc, paths, shm
+from sensr_bridge.bag.factory import rosbag2_py_available
 from sensr_bridge.simulator import Simulator, SimulatorConfig
 
 SENSR_POINTS = 921_512
@@ -617,7 +617,7 @@ def writer_backend(requested: str) -> str:
     """The recorder node's backend for ``requested`` ('auto': rosbag2_py when importable)."""
     if requested != 'auto':
         return requested
-    return 'rosbag2_py' if importlib.util.find_spec('rosbag2_py') else 'python'
+    return 'rosbag2_py' if rosbag2_py_available() else 'python'
 
 
 def run_recorder(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:

@@ -36,6 +36,7 @@ from rclpy.subscription import Subscription
 
 from sensr_bridge import cdr, malloc
 from sensr_bridge.bag import base as bag
+from sensr_bridge.bag.factory import create_writer
 from sensr_bridge.bag.queue import BatchingWriter, TopicQueueStats
 from sensr_bridge.errors import BagError, ConfigError
 from sensr_bridge.lifecycle import GuardedLifecycleNode
@@ -217,7 +218,7 @@ class RecorderNode(GuardedLifecycleNode):
                 storage_config_uri=p['storage_config_file'],
                 metadata_version=p['metadata_version'],
                 custom_data={'recorded_by': 'sensr_bridge'})
-            writer = bag.create_writer(options, p['writer_backend'])
+            writer = create_writer(options, p['writer_backend'])
             # Built (and its bounds checked) before the bag exists: a bad bound must not
             # leave an open writer and an empty bag directory behind.
             batching = BatchingWriter(

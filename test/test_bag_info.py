@@ -15,7 +15,8 @@ import yaml
 
 from sensr_bridge import paths
 from sensr_bridge.bag import info, reindex
-from sensr_bridge.bag.base import StorageOptions, TopicInfo, create_writer
+from sensr_bridge.bag.base import StorageOptions, TopicInfo
+from sensr_bridge.bag.factory import create_writer
 
 START = 1_700_000_000_123_456_789
 A = TopicInfo('/a', 'std_msgs/msg/String')
@@ -121,7 +122,8 @@ from pathlib import Path
 import sqlite3
 import subprocess
 import sys
-from sensr_bridge.bag.base import StorageOptions, TopicInfo, create_writer
+from sensr_bridge.bag.base import StorageOptions, TopicInfo
+from sensr_bridge.bag.factory import create_writer
 for storage in ('sqlite3', 'mcap'):
     uri = Path(sys.argv[1]) / storage
     with create_writer(StorageOptions(uri, storage_id=storage), 'python') as writer:

@@ -17,7 +17,7 @@ import yaml
 
 from sensr_bridge import bench_storage
 from sensr_bridge.bag.base import QosDesc, StorageOptions, TopicInfo
-from sensr_bridge.bag.metadata import start_writeback
+from sensr_bridge.bag.fileio import start_writeback
 from sensr_bridge.bag.pragmas import (
     DEFAULT_PRESET,
     PRESETS,

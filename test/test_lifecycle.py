@@ -30,6 +30,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
 
 from sensr_bridge.bag import base as bag
+from sensr_bridge.bag.factory import create_writer
 from sensr_bridge.bridge_node import BridgeNode
 from sensr_bridge.lifecycle import GuardedLifecycleNode
 from sensr_bridge.parameters import ParameterError
@@ -395,7 +396,7 @@ def test_bag_permissions(tmp_path, storage, umask):
     old = os.umask(umask)
     try:
         path = tmp_path / 'bag'
-        writer = bag.create_writer(bag.StorageOptions(uri=path, storage_id=storage), 'python')
+        writer = create_writer(bag.StorageOptions(uri=path, storage_id=storage), 'python')
         with writer:
             writer.create_topic(bag.TopicInfo('/sensr/chatter', 'std_msgs/msg/String'))
             writer.write_batch([('/sensr/chatter', 1, b'\x00\x01\x00\x00\x02\x00\x00\x00a\x00')])

@@ -20,7 +20,8 @@ from rosbags.rosbag2.enums import CompressionMode
 from rosbags.rosbag2.storage_mcap import McapWriter as RosbagsMcapStorage
 import yaml
 
-from sensr_bridge.bag.base import QosDesc, StorageOptions, TopicInfo, create_writer
+from sensr_bridge.bag.base import QosDesc, StorageOptions, TopicInfo
+from sensr_bridge.bag.factory import create_writer
 from sensr_bridge.bag.mcap_file import CHUNK_SIZE, McapFile
 from sensr_bridge.bag.typedefs import type_definition
 

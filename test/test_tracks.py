@@ -21,7 +21,8 @@ from std_msgs.msg import MultiArrayDimension, UInt8MultiArray
 
 from sensr_bridge import cdr, protocol, tracks
 from sensr_bridge.bag import mcap_index
-from sensr_bridge.bag.base import StorageOptions, TopicInfo, create_writer
+from sensr_bridge.bag.base import StorageOptions, TopicInfo
+from sensr_bridge.bag.factory import create_writer
 
 SMALL = {'output_port': 0, 'point_port': 0, 'rate_hz': 20.0, 'points': 2000, 'objects': 8,
          'object_points': 10, 'frames_precomputed': 4, 'start_after_clients': 2}

@@ -16,8 +16,8 @@ from sensr_bridge.bag.base import (
     QosDesc,
     StorageOptions,
     TopicInfo,
-    create_writer,
 )
+from sensr_bridge.bag.factory import create_writer
 from sensr_bridge.bag.queue import BatchingWriter, QueueStats
 
 __all__ = [

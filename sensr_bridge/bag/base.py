@@ -19,9 +19,9 @@ import os
 from pathlib import Path
 import threading
 import time
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from sensr_bridge.bag.metadata import bag_error
+from sensr_bridge.bag.fileio import bag_error
 from sensr_bridge.errors import BagError, BagExistsError, ConfigError
 from sensr_bridge.stats import LatencyStats, LatencyWindow
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 Message = tuple[str, int, bytes]
 """A message to write: topic name, receive timestamp (ns), serialized CDR bytes."""
 
-Backend = Literal['auto', 'rosbag2_py', 'python']
 
 RELIABILITIES = ('reliable', 'best_effort')
 DURABILITIES = ('volatile', 'transient_local')
@@ -377,52 +376,6 @@ def check_new_bag_dir(path: Path) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         msg = f'cannot create bag {path}: parent directory {parent} is not writable'
         raise BagError(msg)
-
-
-def rosbag2_py_available() -> bool:
-    """Tell whether ``import rosbag2_py`` works.
-
-    Returns:
-        True if rosbag2_py can be imported.
-
-    """
-    try:
-        import rosbag2_py  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def create_writer(options: StorageOptions, backend: Backend = 'auto') -> BagWriter:
-    """Create a writer for ``options``.
-
-    Args:
-        options: Where and how to write.
-        backend: 'rosbag2_py' (ROS 2's own writer), 'python' (sqlite3 and mcap writers
-            of this package, no ROS needed), or 'auto': rosbag2_py when importable, else
-            python.
-
-    Returns:
-        An unopened writer.
-
-    Raises:
-        ConfigError: Unknown backend, or 'rosbag2_py' requested but not importable.
-
-    """
-    if backend not in ('auto', 'rosbag2_py', 'python'):
-        msg = f"backend must be 'auto', 'rosbag2_py' or 'python', not {backend!r}"
-        raise ConfigError(msg)
-    if backend == 'rosbag2_py' or (backend == 'auto' and rosbag2_py_available()):
-        from sensr_bridge.bag.rosbag2py_writer import Rosbag2PyWriter
-
-        return Rosbag2PyWriter(options)
-    if options.storage_id == 'mcap':
-        from sensr_bridge.bag.mcap_writer import McapWriter
-
-        return McapWriter(options)
-    from sensr_bridge.bag.sqlite3_writer import Sqlite3Writer
-
-    return Sqlite3Writer(options)
 
 
 def create_bag_dir(path: Path) -> None:

@@ -21,7 +21,7 @@ import os
 import struct
 from typing import TYPE_CHECKING
 
-from sensr_bridge.bag.metadata import start_writeback
+from sensr_bridge.bag.fileio import start_writeback
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -25,11 +25,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sensr_bridge.bag.base import BagWriter, Message, TopicInfo, create_bag_dir
+from sensr_bridge.bag.fileio import bag_error
 from sensr_bridge.bag.mcap_file import McapFile
 from sensr_bridge.bag.metadata import (
     FileRecord,
     TopicRecord,
-    bag_error,
     build_metadata,
     dump_yaml,
     ros_distro,

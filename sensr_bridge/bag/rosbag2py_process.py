@@ -50,7 +50,7 @@ import socket
 import sys
 from typing import Any
 
-from sensr_bridge.bag.metadata import start_writeback
+from sensr_bridge.bag.fileio import start_writeback
 
 STORAGE_SUFFIXES = ('.db3', '.mcap')
 

@@ -32,16 +32,14 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from sensr_bridge.bag.base import BagWriter, Message, TopicInfo, create_bag_dir
+from sensr_bridge.bag.fileio import bag_error, is_storage_full, start_writeback
 from sensr_bridge.bag.metadata import (
     FileRecord,
     TopicRecord,
-    bag_error,
     build_metadata,
     dump_yaml,
-    is_storage_full,
     ros_distro,
     serialize_qos,
-    start_writeback,
     with_counts,
     write_metadata_file,
 )

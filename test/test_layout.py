@@ -1,0 +1,91 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""The package's layout: no module imports one that imports it back."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import sensr_bridge
+
+PACKAGE = Path(sensr_bridge.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix('').parts
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def imports(path: Path, modules: set[str]) -> set[str]:
+    """The package's modules ``path`` imports, anywhere in it (functions, TYPE_CHECKING)."""
+    name = module_name(path)
+    package = name if path.name == '__init__.py' else name.rpartition('.')[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in modules}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ''
+            if node.level:
+                parent = package.split('.')[:len(package.split('.')) - node.level + 1]
+                base = '.'.join([*parent, *([node.module] if node.module else [])])
+            for alias in node.names:
+                if f'{base}.{alias.name}' in modules:
+                    found.add(f'{base}.{alias.name}')
+                elif base in modules:
+                    found.add(base)
+    return found - {name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = [p for p in PACKAGE.rglob('*.py') if '_pb2' not in p.name]
+    modules = {module_name(p) for p in paths}
+    return {module_name(p): imports(p, modules) for p in paths}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in graph[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_cycles_are_found():
+    graph = {'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}, 'e': set()}
+    assert cycles(graph) == [['a', 'b', 'c']]
+
+
+def test_the_import_graph_sees_every_kind_of_import():
+    graph = import_graph()
+    assert 'sensr_bridge.bag.factory' in graph['sensr_bridge.bag']  # from-import in __init__
+    assert 'sensr_bridge.bag.base' in graph['sensr_bridge.bag.mcap_writer']
+
+
+def test_no_import_cycles():
+    assert cycles(import_graph()) == []
