@@ -44,6 +44,7 @@ import json
 import os
 from pathlib import Path
 import random
+import re
 import shutil
 import signal
 import socket
@@ -225,6 +226,11 @@ class Child:
                     self._cond.notify_all()
         with self._cond:
             self._cond.notify_all()
+
+    def last_match(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        """The match of ``pattern`` in the latest output line that has one, or None."""
+        with self._cond:
+            return next((m for m in map(pattern.search, reversed(self.lines)) if m), None)
 
     def wait_event(self, event: str, timeout: float) -> dict[str, Any]:
         """Wait for a JSON line ``{"event": event, ...}``.
@@ -702,7 +708,7 @@ def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
                '--output-dir', str(run_dir), '--bag-name', 'bag', '--storage', args.storage,
                '--writer-backend', args.writer_backend,
                '--decode-workers', str(args.workers), '--split-duration', str(int(args.split)),
-               '--stats-dir', str(run_dir), '--quiet']
+               '--stats-dir', str(run_dir)]
         if args.preset:
             cmd += ['--storage-preset', args.preset]
         children = [Child('record', cmd, run_dir)]
@@ -722,6 +728,8 @@ def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
             children[-1].wait_line(f'recording {topic} ', 60)
         monitor = Monitor(children, lambda: {
             'sent': sim.stats().ports['point'].frames_sent,
+            'sim_dropped': sim.stats().ports['point'].frames_dropped,
+            **(_record_progress(children[0]) if args.composed else {}),
             'verified_clouds': verifier.totals.get(CLOUD_TOPIC, 0)}, args.quiet)
         _run_sim_with(sim, args, children, verifier)
         _settle(lambda: _dir_size(bag_dir))
@@ -770,6 +778,24 @@ def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
     if not args.keep:
         shutil.rmtree(bag_dir, ignore_errors=True)
     return run
+
+
+_RECORD_PROGRESS = re.compile(r'clouds received (\d+) published (\d+) \| output published '
+                              r'\d+ \| bag written (\d+) dropped (\d+)')
+
+
+def _record_progress(child: Child) -> dict[str, int]:
+    """The pipeline counts of ``record``'s last progress line (one a second).
+
+    So the first seconds of a composed run show where frames went: sent by the
+    simulator, received and published by the bridge, written to the bag.
+    """
+    last = child.last_match(_RECORD_PROGRESS)
+    if last is None:
+        return {'received': 0, 'published': 0, 'bag_written': 0, 'bag_dropped': 0}
+    received, published, written, dropped = map(int, last.groups())
+    return {'received': received, 'published': published, 'bag_written': written,
+            'bag_dropped': dropped}
 
 
 def _run_sim_with(sim: Simulator, args: argparse.Namespace, children: list[Child],

@@ -84,16 +84,19 @@ def test_bridge_mode_counts_every_stage(tmp_path):
     assert run['tracebacks'] == 0
 
 
-@pytest.mark.parametrize('composed', [False, True], ids=['separate', 'composed'])
-def test_e2e_mode_verifies_the_bag(tmp_path, composed):
+@pytest.mark.parametrize(('composed', 'storage'), [
+    (False, 'sqlite3'), (True, 'sqlite3'), (True, 'mcap')],
+    ids=['separate', 'composed', 'composed-mcap'])
+def test_e2e_mode_verifies_the_bag(tmp_path, composed, storage):
     # Capacity is the benchmark's business (its exit code says whether the run was
     # lossless); this test checks that the bag is verified and every loss is accounted
     # for. On a busy CI machine the composed process has stalled at start for over a
     # second (Jazzy: 3 of 15 frames dropped by the simulator, as SENSR drops a slow client).
     rate = '5' if composed else '10'
-    args = ['e2e', '--rate', rate, '--duration', '3'] + (['--composed'] if composed else [])
-    r = run_bench(tmp_path, *args)
+    args = ['e2e', '--rate', rate, '--duration', '3', '--storage', storage]
+    r = run_bench(tmp_path, *args, *(['--composed'] if composed else []))
     run = r['runs'][0]
+    assert run['storage'] == storage
     assert r['code'] in (0, 1), r['out']
     assert r['code'] == (0 if run['lossless'] else 1)
     assert run['sent'] == run['received'] + run['sim_dropped'], r['out']
@@ -104,6 +107,9 @@ def test_e2e_mode_verifies_the_bag(tmp_path, composed):
     assert run['bit_exact_checked'] >= 1
     assert run['bit_exact_failed'] == 0
     assert set(run['exit_codes'].values()) == {0}
+    if composed:  # the first seconds, stage by stage, from record's progress lines
+        assert 0 < run['samples'][-1]['received'] <= run['received'], run['samples']
+        assert {'sent', 'sim_dropped', 'published', 'bag_written'} <= set(run['samples'][-1])
 
 
 def test_recorder_mode_reports_what_was_written(tmp_path):
