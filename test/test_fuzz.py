@@ -5,7 +5,7 @@
 Targets: the protobuf wire scanner (:func:`sensr_bridge.wire.scan_point_result`),
 :func:`sensr_bridge.decode.plan_frame` with :func:`~sensr_bridge.decode.fill_points`,
 :func:`sensr_bridge.protocol.parse_output` and the websocket
-:class:`~sensr_bridge.client.FrameReader`. Inputs are random bytes, valid messages built
+:class:`~sensr_bridge.framing.FrameReader`. Inputs are random bytes, valid messages built
 from random content, and valid frames (a simulator frame, a SENSR-like OutputMessage)
 mutated by bit flips, byte changes, cuts, insertions, duplications and splices.
 
@@ -37,8 +37,8 @@ import numpy as np
 import pytest
 
 from sensr_bridge import cloud, decode, protocol, wire
-from sensr_bridge.client import ConnectionClosed, FrameReader, ProtocolError
 from sensr_bridge.errors import DecodeError
+from sensr_bridge.framing import ConnectionClosed, FrameReader, ProtocolError
 from sensr_bridge.simulator import Simulator, SimulatorConfig
 
 EXAMPLES = int(os.environ.get('SENSR_FUZZ_EXAMPLES', '300'))
