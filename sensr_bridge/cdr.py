@@ -134,3 +134,28 @@ def header_stamp_ns(data: bytes | memoryview) -> int | None:
         return None
     sec, nanosec = struct.unpack_from('<iI' if data[1] == 1 else '>iI', data, 4)
     return sec * 1_000_000_000 + nanosec
+
+
+def cloud_point_count(data: bytes | memoryview) -> int | None:
+    """Read ``height * width`` of a serialized ``sensor_msgs/PointCloud2``.
+
+    Only the header and the two dimensions are read: an 18 MB cloud is never copied.
+
+    Args:
+        data: A CDR PointCloud2.
+
+    Returns:
+        The number of points, or None if the data is too short or not CDR.
+
+    """
+    if len(data) < 16 or data[0] != 0 or data[1] not in (0, 1):
+        return None
+    order = '<' if data[1] == 1 else '>'
+    # Encapsulation (4), stamp (8), frame_id: length (4) and text with its NUL.
+    (length,) = struct.unpack_from(order + 'I', data, 12)
+    offset = 16 + length
+    offset += -(offset - 4) % 4  # alignment counts from the end of the encapsulation
+    if offset + 8 > len(data):
+        return None
+    height, width = struct.unpack_from(order + 'II', data, offset)
+    return height * width

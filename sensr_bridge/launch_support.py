@@ -56,6 +56,7 @@ import sys
 from typing import Any
 
 from sensr_bridge import malloc, paths, protocol
+from sensr_bridge.bag.filters import parse_intervals
 from sensr_bridge.errors import ConfigError
 
 PACKAGE = 'sensr_bridge'
@@ -136,6 +137,11 @@ RECORD_ARGUMENTS: tuple[Argument, ...] = (
              'params_file, else 0)'),
     Argument('max_bagfile_size', '', 'split the bag at N bytes per file; 0 = never (unset: '
              'params_file, else 0)'),
+    Argument('topic_intervals', '', "keep at most one message per interval on matching "
+             "topics: space-separated REGEX=SECONDS, e.g. '/points$=1.0' (unset: params_file, "
+             'else every message)'),
+    Argument('skip_empty_clouds', '', 'leave clouds without points out of the bag: true or '
+             'false (unset: params_file, else false)'),
     Argument('composed', 'false', 'bridge and recorder in one process (no lifecycle '
              'events: the process configures and activates them in order)'),
     Argument('rviz', 'false', _RVIZ_HELP),
@@ -383,6 +389,12 @@ def _recorder_overrides(values: Mapping[str, str], namespace: str) -> dict[str, 
     for name in ('max_bagfile_duration', 'max_bagfile_size'):
         if get(name):
             recorder[name] = _int(get(name), name, 0)
+    if get('topic_intervals'):
+        entries = get('topic_intervals').split()
+        parse_intervals(entries, 'launch argument topic_intervals')
+        recorder['topic_intervals'] = entries
+    if get('skip_empty_clouds'):
+        recorder['skip_empty_clouds'] = parse_flag(get('skip_empty_clouds'), 'skip_empty_clouds')
     if namespace != DEFAULT_NAMESPACE:
         # The recorder's default topic_regex is ^/sensr/: follow the namespace.
         recorder['topic_regex'] = f'^/{re.escape(namespace)}/'

@@ -43,6 +43,8 @@ _NODE_OPTIONS = (
     ('storage_preset', 'recorder', 'storage_preset'),
     ('split_duration', 'recorder', 'max_bagfile_duration'),
     ('split_size', 'recorder', 'max_bagfile_size'),
+    ('topic_intervals', 'recorder', 'topic_intervals'),
+    ('skip_empty_clouds', 'recorder', 'skip_empty_clouds'),
 )
 
 
@@ -74,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
                      "per batch), 'resilient'")
     node_option('--split-duration', type=int, help='split the bag every N seconds (0: off)')
     node_option('--split-size', type=int, help='split the bag at N bytes per file (0: off)')
+    node_option('--interval', dest='topic_intervals', action='append', metavar='REGEX=SECONDS',
+                help="keep at most one message per SECONDS on topics matching REGEX, e.g. "
+                     "'/points$=1.0' (repeatable; first match wins)")
+    node_option('--skip-empty-clouds', action='store_true',
+                help='leave clouds without points out of the bag')
     node_option('--decode-workers', type=int, help='decode processes (0 = in-process)')
     add('--stats-dir', default='',
         help='write bridge_stats.json and recorder_stats.json here at the end')

@@ -36,6 +36,7 @@ from rclpy.subscription import Subscription
 
 from sensr_bridge import cdr, malloc, parameters
 from sensr_bridge.bag import base as bag
+from sensr_bridge.bag.filters import MessageFilter, parse_intervals
 from sensr_bridge.bag.queue import BatchingWriter, TopicQueueStats
 from sensr_bridge.errors import BagError, ConfigError
 from sensr_bridge.lifecycle import GuardedLifecycleNode
@@ -61,6 +62,12 @@ PARAMETERS: list[tuple[str, Any, str]] = [
     ('metadata_version', 9, 'metadata.yaml version: 9 (Jazzy, Kilted) or 8 (Humble reads it).'),
     ('topics', [''], 'Topics to record (absolute names); [""] = use topic_regex.'),
     ('topic_regex', '^/sensr/', 'Record every topic whose name matches (when topics is empty).'),
+    ('topic_intervals', [''],
+     "Keep at most one message per interval on the topics that match: 'REGEX=SECONDS' "
+     "entries, first match wins (e.g. ['/points$=1.0']: a cloud a second, other topics in "
+     "full); [''] = every message. The rest is counted as skipped_interval, not lost."),
+    ('skip_empty_clouds', False,
+     'Leave PointCloud2 messages without points out of the bag (counted as skipped_empty).'),
     ('discovery_period', 0.5, 'Seconds between topic discovery passes.'),
     ('subscription_depth', 50,
      'History depth of the subscriptions: messages DDS keeps for a recorder that falls '
@@ -173,6 +180,7 @@ class RecorderNode(GuardedLifecycleNode):
         self._last_message = 0.0
         self._bag_path: Path | None = None
         self._topic_filter: re.Pattern[str] | None = None
+        self._filter = MessageFilter([], skip_empty_clouds=False)
         self.final_stats: bag.BagStats | None = None
         self._last_log_counts: dict[str, int] = {}
         self._loss: dict[str, LossCounter] = {}
@@ -200,6 +208,8 @@ class RecorderNode(GuardedLifecycleNode):
             _check_parameters(p)
             topics = [t for t in p['topics'] if t]
             self._topic_filter = None if topics else _topic_filter(p['topic_regex'])
+            message_filter = MessageFilter(parse_intervals(p['topic_intervals']),
+                                           skip_empty_clouds=p['skip_empty_clouds'])
             out_dir = Path(p['output_dir']).expanduser()
             try:
                 out_dir.mkdir(parents=True, exist_ok=True)
@@ -236,6 +246,7 @@ class RecorderNode(GuardedLifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._p = p
         self._topics = topics
+        self._filter = message_filter
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.get_logger().info(f"recording to {self._bag_path} ({p['storage']}, "
                                f"backend {p['writer_backend']})")
@@ -336,6 +347,7 @@ class RecorderNode(GuardedLifecycleNode):
             except BagError as exc:
                 self.get_logger().error(f'{name}: cannot record {type_name}: {exc}')
                 return
+            self._filter.add_topic(name, type_name)
         # A reader's KEEP_LAST history silently overwrites what the executor has not taken
         # yet; 10 (ros2 bag record's default) lost clouds whenever the recorder fell about
         # a second behind on a loaded machine.
@@ -377,8 +389,14 @@ class RecorderNode(GuardedLifecycleNode):
     def _on_message(self, topic: str, data: bytes) -> None:
         writer = self._writer
         self._last_message = time.monotonic()
-        if writer is not None:
-            writer.put(topic, time.time_ns(), data)
+        if writer is None:
+            return
+        t_ns = time.time_ns()
+        reason = self._filter.skip_reason(topic, t_ns, data)
+        if reason is None:
+            writer.put(topic, t_ns, data)
+        else:
+            writer.skip(topic, len(data), reason)
 
     def _on_message_info(self, topic: str, loss: LossCounter, data: bytes,
                          info: dict[str, Any]) -> None:
@@ -512,11 +530,13 @@ class RecorderNode(GuardedLifecycleNode):
         received = sum(t.received_messages for t in stats.topics.values())
         written = sum(t.written_messages for t in stats.topics.values())
         dropped = sum(t.dropped_messages for t in stats.topics.values())
+        skipped = sum(t.skipped_messages for t in stats.topics.values())
         lost = sum(s.lost for s in (self.final_loss if final else self.loss_stats()).values())
         mb = sum(t.written_bytes for t in stats.topics.values()) / 1e6
         head = 'bag closed' if final else 'recording'
         return (f'{head}: {self._bag_path}: received {received}, written {written} '
-                f'({mb:.1f} MB), dropped {dropped} {stats.dropped or ""}, lost in DDS '
+                f'({mb:.1f} MB), skipped {skipped}, dropped {dropped} {stats.dropped or ""}, '
+                f'lost in DDS '
                 f'{lost}, queue '
                 f'{stats.queue_messages} msgs / {stats.queue_bytes / 1e6:.1f} MB, write p99 '
                 f'{stats.write_latency.p99_s * 1e3:.1f} ms, stamp->commit p99 '
@@ -543,8 +563,9 @@ class RecorderNode(GuardedLifecycleNode):
                      else DiagnosticStatus.OK)
             values = {'received': t.received_messages, 'written': t.written_messages,
                       'dropped': t.dropped_messages, 'received_bytes': t.received_bytes,
-                      'written_bytes': t.written_bytes, **{f'dropped_{k}': v
-                                                           for k, v in t.dropped.items()},
+                      'written_bytes': t.written_bytes, 'skipped': t.skipped_messages,
+                      **{f'skipped_{k}': v for k, v in t.skipped.items()},
+                      **{f'dropped_{k}': v for k, v in t.dropped.items()},
                       'lost': loss.lost, 'lost_dds': loss.lost_dds,
                       'lost_sequence_gap': loss.lost_sequence_gap}
             array.status.append(DiagnosticStatus(

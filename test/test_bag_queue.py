@@ -298,3 +298,20 @@ def test_invalid_settings(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match='must be > 0'):
         BatchingWriter(writer, max_queue_bytes=0)
     writer.close()
+
+
+def test_skipped_messages_are_received_and_counted_apart_from_drops(tmp_path: Path) -> None:
+    writer = open_writer(tmp_path / 'bag')
+    queue = BatchingWriter(writer)
+    queue.start()
+    queue.put(TOPIC.name, 1, message(1))
+    queue.skip(TOPIC.name, 8, 'interval')
+    queue.skip(TOPIC.name, 8, 'interval')
+    queue.skip(TOPIC.name, 0, 'empty')
+    queue.close()
+    topic = queue.stats().topics[TOPIC.name]
+    assert (topic.received_messages, topic.received_bytes) == (4, 24)
+    assert topic.skipped == {'interval': 2, 'empty': 1}
+    assert topic.skipped_messages == 3
+    assert (topic.written_messages, topic.dropped_messages) == (1, 0)
+    assert read_stamps(tmp_path / 'bag') == [1]

@@ -19,6 +19,9 @@ dropped with reason 'storage_full' or 'write_error', ``on_error`` is called once
 without one, the error is logged through :mod:`logging`), and ``close()`` still closes
 the writer so the bag holds everything committed.
 
+Messages the recorder leaves out on purpose (an interval, a pause) are counted with
+``skip``: received and skipped per reason, never dropped.
+
 Drop reasons: 'queue_full' (byte bound), 'too_large' (a message larger than the
 bound), 'unknown_topic' (``create_topic`` not called), 'closed' (``put`` after
 ``close``), 'close_timeout' (still queued when ``close``'s timeout expired),
@@ -65,6 +68,7 @@ class TopicQueueStats:
         written_bytes: Their payload bytes.
         dropped: Dropped messages per reason.
         dropped_bytes: Payload bytes dropped.
+        skipped: Messages left out on purpose (``skip``), per reason: not a loss.
 
     """
 
@@ -74,11 +78,17 @@ class TopicQueueStats:
     written_bytes: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     dropped_bytes: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def dropped_messages(self) -> int:
         """Dropped messages for all reasons."""
         return sum(self.dropped.values())
+
+    @property
+    def skipped_messages(self) -> int:
+        """Skipped messages for all reasons."""
+        return sum(self.skipped.values())
 
 
 @dataclass
@@ -240,6 +250,21 @@ class BatchingWriter:
             self._cond.notify_all()
             return True
 
+    def skip(self, topic: str, size: int, reason: str) -> None:
+        """Count a message received but left out on purpose (an interval, pause, ...).
+
+        Args:
+            topic: Topic name.
+            size: Its payload bytes (counted as received).
+            reason: Why it was left out.
+
+        """
+        with self._cond:
+            entry = self._topic_stats(topic)
+            entry.received_messages += 1
+            entry.received_bytes += size
+            entry.skipped[reason] = entry.skipped.get(reason, 0) + 1
+
     def _evict(self, size: int) -> _Item:
         """Remove the oldest queued message at least ``size`` bytes long, else the largest.
 
@@ -282,7 +307,7 @@ class BatchingWriter:
         with self._cond:
             return replace(
                 self._stats,
-                topics={name: replace(t, dropped=dict(t.dropped))
+                topics={name: replace(t, dropped=dict(t.dropped), skipped=dict(t.skipped))
                         for name, t in self._stats.topics.items()},
                 queue_messages=len(self._queue),
                 write_latency=self._latency.summary(),
