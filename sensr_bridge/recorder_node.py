@@ -8,6 +8,10 @@ whose own thread writes batches (one transaction each). Topics are discovered
 periodically; each subscription's QoS adapts to its publishers (reliable only when every
 publisher offers reliable, like ``ros2 bag record``) and is re-created when a publisher
 that needs a looser QoS appears.
+
+Services (``std_srvs/srv/Trigger``, like ``ros2 bag record``'s): ``~/pause`` and
+``~/resume`` (while paused, messages are counted as ``skipped_paused``, not written),
+``~/split`` (the bag is split between the messages received before and after the call).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
+from std_srvs.srv import Trigger
 
 from sensr_bridge import cdr, malloc, parameters
 from sensr_bridge.bag import base as bag
@@ -176,6 +181,8 @@ class RecorderNode(GuardedLifecycleNode):
         self._subs: dict[str, _Subscription] = {}
         self._rec_timers: list[Any] = []
         self._diag_pub = None
+        self._services: list[Any] = []
+        self._paused = False
         self._lock = threading.Lock()
         self._last_message = 0.0
         self._bag_path: Path | None = None
@@ -248,6 +255,13 @@ class RecorderNode(GuardedLifecycleNode):
         self._topics = topics
         self._filter = message_filter
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._paused = False
+        group = MutuallyExclusiveCallbackGroup()
+        self._services = [
+            self.create_service(Trigger, f'~/{name}', self.guard(f'service {name}', callback),
+                                callback_group=group)
+            for name, callback in (('pause', self._pause), ('resume', self._resume),
+                                   ('split', self._split))]
         self.get_logger().info(f"recording to {self._bag_path} ({p['storage']}, "
                                f"backend {p['writer_backend']})")
         return TransitionCallbackReturn.SUCCESS
@@ -290,6 +304,9 @@ class RecorderNode(GuardedLifecycleNode):
         if self._diag_pub is not None:
             self.destroy_publisher(self._diag_pub)
             self._diag_pub = None
+        for service in self._services:
+            self.destroy_service(service)
+        self._services.clear()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
@@ -391,6 +408,9 @@ class RecorderNode(GuardedLifecycleNode):
         self._last_message = time.monotonic()
         if writer is None:
             return
+        if self._paused:
+            writer.skip(topic, len(data), 'paused')
+            return
         t_ns = time.time_ns()
         reason = self._filter.skip_reason(topic, t_ns, data)
         if reason is None:
@@ -436,6 +456,42 @@ class RecorderNode(GuardedLifecycleNode):
             f'{topic}: {s.lost} messages lost in DDS before the recorder took them so far '
             f'(sequence gaps {s.lost_sequence_gap}, DDS message-lost events {s.lost_dds}); '
             'a larger subscription_depth holds more while the recorder is behind')
+
+    # --- services -----------------------------------------------------------------------
+
+    def _pause(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._set_paused(response, paused=True)
+
+    def _resume(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._set_paused(response, paused=False)
+
+    def _set_paused(self, response: Trigger.Response, *, paused: bool) -> Trigger.Response:
+        state = 'paused' if paused else 'recording'
+        if self._writer is None:
+            response.success = False
+            response.message = f'not recording (bag {self._bag_path} closed)'
+        elif self._paused == paused:
+            response.success, response.message = True, f'already {state}'
+        else:
+            self._paused = paused
+            response.success, response.message = True, state
+            self.get_logger().info(f'{state} ({self._bag_path})')
+        return response
+
+    def _split(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        writer = self._writer
+        try:
+            if writer is None:
+                msg = f'not recording (bag {self._bag_path} closed)'
+                raise BagError(msg)
+            writer.split()
+        except BagError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        response.success = True
+        response.message = 'split after the messages received so far'
+        self.get_logger().info(f'{self._bag_path}: split requested')
+        return response
 
     def _stamp_of(self, topic: str, data: bytes) -> int | None:
         sub = self._subs.get(topic)
@@ -573,7 +629,9 @@ class RecorderNode(GuardedLifecycleNode):
                 message=f'{t.dropped_messages} dropped, {loss.lost} lost in DDS',
                 values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
         level = DiagnosticStatus.ERROR if stats.error else DiagnosticStatus.OK
-        values = {'queue_messages': stats.queue_messages, 'queue_bytes': stats.queue_bytes,
+        state = 'paused' if self._paused else 'recording'
+        values = {'state': state, 'splits': stats.splits,
+                  'queue_messages': stats.queue_messages, 'queue_bytes': stats.queue_bytes,
                   'peak_queue_bytes': stats.peak_queue_bytes, 'batches': stats.batches,
                   'write_p50_ms': round(stats.write_latency.p50_s * 1e3, 2),
                   'write_p99_ms': round(stats.write_latency.p99_s * 1e3, 2),
@@ -584,7 +642,7 @@ class RecorderNode(GuardedLifecycleNode):
                   'stamp_to_commit_max_ms': round(stats.stamp_latency.max_s * 1e3, 2)}
         array.status.append(DiagnosticStatus(
             level=level, name=f'{self.get_name()}: writer', hardware_id=str(self._bag_path),
-            message=stats.error or 'ok',
+            message=stats.error or state,
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
         array.status.append(self.callbacks_status(str(self._bag_path)))
         self._diag_pub.publish(array)

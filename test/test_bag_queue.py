@@ -11,12 +11,13 @@ import time
 import pytest
 from rosbags.rosbag2 import Reader
 from test_bag_sqlite3 import small_fs  # noqa: F401  (fixture)
+import yaml
 
 from sensr_bridge.bag import queue as queue_module
-from sensr_bridge.bag.base import StorageOptions, TopicInfo
+from sensr_bridge.bag.base import StorageOptions, TopicInfo, create_writer
 from sensr_bridge.bag.queue import BatchingWriter
 from sensr_bridge.bag.sqlite3_writer import Sqlite3Writer
-from sensr_bridge.errors import ConfigError, StorageFullError
+from sensr_bridge.errors import BagError, ConfigError, StorageFullError
 
 TOPIC = TopicInfo('/t', 'std_msgs/msg/UInt32')
 OTHER = TopicInfo('/u', 'std_msgs/msg/UInt32')
@@ -315,3 +316,29 @@ def test_skipped_messages_are_received_and_counted_apart_from_drops(tmp_path: Pa
     assert topic.skipped_messages == 3
     assert (topic.written_messages, topic.dropped_messages) == (1, 0)
     assert read_stamps(tmp_path / 'bag') == [1]
+
+
+@pytest.mark.parametrize('storage_id', ['sqlite3', 'mcap'])
+def test_split_between_messages_queued_before_and_after(tmp_path: Path, storage_id: str) -> None:
+    writer = create_writer(StorageOptions(tmp_path / 'bag', storage_id=storage_id), 'python')
+    writer.open()
+    writer.create_topic(TOPIC)
+    # A long delay: nothing is written before a split or close makes the queue due.
+    queue = BatchingWriter(writer, batch_max_messages=100, batch_max_delay_s=60)
+    for i in range(3):
+        queue.put(TOPIC.name, i, message(i))
+    queue.split()
+    queue.split()  # nothing between two splits: no empty file
+    for i in range(3, 8):
+        queue.put(TOPIC.name, i, message(i))
+    queue.start()
+    queue.split()
+    queue.put(TOPIC.name, 8, message(8))
+    queue.close()
+    info = yaml.safe_load((tmp_path / 'bag' / 'metadata.yaml').read_text())
+    assert [f['message_count'] for f in info['rosbag2_bagfile_information']['files']] == [
+        3, 5, 1]
+    assert read_stamps(tmp_path / 'bag') == list(range(9))
+    assert queue.stats().splits == 3
+    with pytest.raises(BagError, match='cannot split'):
+        queue.split()

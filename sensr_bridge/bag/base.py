@@ -5,7 +5,8 @@
 A writer takes batches of already serialized (CDR) messages, each a tuple of topic
 name, receive timestamp in nanoseconds and the bytes. A batch is the unit of
 durability: the sqlite3 writer commits it as one transaction, and a bag is only
-split between two batches, so a split never loses or tears a batch.
+split between two batches (by its size or duration limits, or by ``split()``), so a
+split never loses or tears a batch.
 
 Writers are safe to call from several threads: calls are serialized by a lock,
 and ``stats`` can be read while a batch is being written.
@@ -283,6 +284,19 @@ class BagWriter(abc.ABC):
                         stats.start_ns, stamp)
                     stats.end_ns = stamp if stats.end_ns is None else max(stats.end_ns, stamp)
 
+    def split(self) -> None:
+        """Finish the current storage file; the next batch starts a new one.
+
+        Nothing happens when the current file holds no message yet.
+
+        Raises:
+            BagError: The writer is not open, or the split failed.
+
+        """
+        with self._lock:
+            self._require_open()
+            self._split()
+
     def close(self) -> BagStats:
         """Finish the bag and write metadata.yaml; later calls return the same stats.
 
@@ -350,6 +364,10 @@ class BagWriter(abc.ABC):
     @abc.abstractmethod
     def _write_batch(self, messages: Sequence[Message]) -> None:
         """Write a non-empty batch whose topics all exist."""
+
+    @abc.abstractmethod
+    def _split(self) -> None:
+        """Finish the current storage file if it holds a message."""
 
     @abc.abstractmethod
     def _close(self) -> None:

@@ -19,6 +19,9 @@ dropped with reason 'storage_full' or 'write_error', ``on_error`` is called once
 without one, the error is logged through :mod:`logging`), and ``close()`` still closes
 the writer so the bag holds everything committed.
 
+``split()`` splits the bag between the messages queued before the call and those after:
+the writer thread writes what was queued, calls the writer's ``split``, and goes on.
+
 Messages the recorder leaves out on purpose (an interval, a pause) are counted with
 ``skip``: received and skipped per reason, never dropped.
 
@@ -55,6 +58,11 @@ class _Item(NamedTuple):
     stamp: int
     data: bytes
     queued_at: float
+    seq: int  # position among the messages queued, for split()
+
+
+_SPLIT: list[_Item] = []
+"""What the writer thread is handed when a split is due instead of a batch."""
 
 
 @dataclass
@@ -101,6 +109,7 @@ class QueueStats:
         queue_bytes: Their payload bytes.
         peak_queue_bytes: Highest ``queue_bytes`` seen.
         batches: Batches written.
+        splits: Splits done on request (``split``).
         write_latency: Duration of ``write_batch`` calls (p50, p99 and max).
         commit_latency: From a message's receive timestamp to its batch committed.
         stamp_latency: From a message's own header stamp (``stamp_of``) to committed.
@@ -113,6 +122,7 @@ class QueueStats:
     queue_bytes: int = 0
     peak_queue_bytes: int = 0
     batches: int = 0
+    splits: int = 0
     write_latency: LatencyStats = field(default_factory=LatencyStats)
     commit_latency: LatencyStats = field(default_factory=LatencyStats)
     stamp_latency: LatencyStats = field(default_factory=LatencyStats)
@@ -178,6 +188,8 @@ class BatchingWriter:
         self._on_error = on_error
         self._cond = threading.Condition()
         self._queue: deque[_Item] = deque()
+        self._seq = 0
+        self._splits: deque[int] = deque()  # seq of the first message after each split
         self._known_topics = set(writer.topics)
         self._stats = QueueStats(topics={name: TopicQueueStats() for name in writer.topics})
         self._latency = LatencyWindow()
@@ -243,7 +255,8 @@ class BatchingWriter:
                 old = self._evict(size)
                 self._stats.queue_bytes -= len(old.data)
                 self._count_drop(old.topic, len(old.data), 'queue_full')
-            self._queue.append(_Item(topic, t_ns, data, time.monotonic()))
+            self._queue.append(_Item(topic, t_ns, data, time.monotonic(), self._seq))
+            self._seq += 1
             self._stats.queue_bytes += size
             self._stats.peak_queue_bytes = max(self._stats.peak_queue_bytes,
                                                self._stats.queue_bytes)
@@ -264,6 +277,24 @@ class BatchingWriter:
             entry.received_messages += 1
             entry.received_bytes += size
             entry.skipped[reason] = entry.skipped.get(reason, 0) + 1
+
+    def split(self) -> None:
+        """Split the bag after the messages queued so far; returns at once.
+
+        The writer thread writes what is queued now into the current file, then starts a
+        new one; messages ``put`` after this call go to the new file. No message is lost
+        or written twice across the split.
+
+        Raises:
+            BagError: Writing has stopped (a failed write) or the writer is closing.
+
+        """
+        with self._cond:
+            if self._failure or self._closing:
+                msg = f'cannot split: writing has {"stopped" if self._failure else "ended"}'
+                raise BagError(msg)
+            self._splits.append(self._seq)
+            self._cond.notify_all()
 
     def _evict(self, size: int) -> _Item:
         """Remove the oldest queued message at least ``size`` bytes long, else the largest.
@@ -367,24 +398,31 @@ class BatchingWriter:
                 batch = self._next_batch()
             if batch is None:
                 return
-            self._write(batch)
+            if batch is _SPLIT:
+                self._split()
+            else:
+                self._write(batch)
 
     def _next_batch(self) -> list[_Item] | None:
         """Wait for a batch to be due and take it off the queue. Called with the lock held.
 
         Returns:
-            The batch, or None when closing and nothing is left.
+            The batch, :data:`_SPLIT` when a split is due before the next message, or
+            None when closing and nothing is left.
 
         """
         while True:
             if self._abandon:
                 self._drop_queue('close_timeout')
+            if self._splits and (not self._queue or self._queue[0].seq >= self._splits[0]):
+                self._splits.popleft()
+                return _SPLIT
             if not self._queue:
                 if self._closing:
                     return None
                 self._cond.wait()
                 continue
-            if (self._closing or len(self._queue) >= self._batch_max_messages
+            if (self._closing or self._splits or len(self._queue) >= self._batch_max_messages
                     or self._stats.queue_bytes >= self._batch_due_bytes):
                 break
             remaining = self._queue[0].queued_at + self._batch_max_delay_s - time.monotonic()
@@ -393,8 +431,10 @@ class BatchingWriter:
             self._cond.wait(remaining)
         batch = [self._queue.popleft()]
         size = len(batch[0].data)
+        end = self._splits[0] if self._splits else None
         while (self._queue and len(batch) < self._batch_max_messages
-               and size + len(self._queue[0].data) <= self._batch_max_bytes):
+               and size + len(self._queue[0].data) <= self._batch_max_bytes
+               and (end is None or self._queue[0].seq < end)):
             batch.append(self._queue.popleft())
             size += len(batch[-1].data)
         self._stats.queue_bytes -= size
@@ -417,6 +457,15 @@ class BatchingWriter:
                 entry.written_messages += 1
                 entry.written_bytes += len(item.data)
 
+    def _split(self) -> None:
+        try:
+            self._writer.split()
+        except Exception as err:
+            self._fail([], err)
+            return
+        with self._cond:
+            self._stats.splits += 1
+
     def _record_latency(self, batch: list[_Item]) -> None:
         committed = time.time_ns()
         for item in batch:
@@ -433,6 +482,7 @@ class BatchingWriter:
             _log.error('bag writing stopped: %s', err)
         with self._cond:
             self._failure = reason
+            self._splits.clear()  # nothing more is written, so nothing more is split
             self._stats.error = f'{type(err).__name__}: {err}'
             for item in batch:
                 self._count_drop(item.topic, len(item.data), reason)

@@ -151,6 +151,9 @@ class Rosbag2PyWriter(BagWriter):
             offset += size
         self._request('write', placed, what='cannot write to')
 
+    def _split(self) -> None:
+        self._request('split', what='cannot split')
+
     def _close(self) -> None:
         try:
             self._request('close', what='cannot finish')
