@@ -22,7 +22,8 @@ Modes (``python -m sensr_bridge.bench MODE ...``; ``--help`` on each):
     ``--split`` seconds, verifies each closed split, deletes it (``--keep`` to keep)
     and keeps running totals, so long runs do not fill the disk.
 
-``--writer-backend`` (e2e, recorder) is the recorder node's ``writer_backend``.
+``--writer-backend`` (e2e, recorder) is the recorder node's ``writer_backend``, ``--compression``
+(e2e, recorder) its mcap chunk ``compression``.
 ``--ramp RATE,RATE,...`` (bridge, e2e, recorder) runs each rate for ``--duration`` and
 reports the highest rate with zero loss. ``--baselines`` (e2e, recorder) measures, in the
 same run, the same bytes written raw to disk and inserted into sqlite3 with the same
@@ -62,6 +63,7 @@ import numpy as np
 import psutil
 
 from sensr_bridge import cdr, decode, malloc, paths, shm
+from sensr_bridge.bag.base import COMPRESSIONS
 from sensr_bridge.simulator import Simulator, SimulatorConfig
 
 SENSR_POINTS = 921_512
@@ -606,7 +608,7 @@ def run_recorder(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
         params = {'output_dir': run_dir, 'bag_name': 'bag', 'storage': args.storage,
                   'writer_backend': args.writer_backend, 'topics': f'[{CLOUD_TOPIC}]',
                   'stats_file': stats_file, 'storage_preset': args.preset,
-                  'stats_log_period': 0.0}
+                  'compression': args.compression, 'stats_log_period': 0.0}
         cmd, env = [sys.executable, '-m', 'sensr_bridge.recorder_node', *_ros_args(params)], None
     recorder = Child('recorder', cmd, run_dir, env)
     publisher = Child('publisher', [sys.executable, '-m', 'sensr_bridge.bench', '_publish',
@@ -633,6 +635,7 @@ def run_recorder(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
         'recorder': args.recorder,
         'writer_backend': None if ros2bag else writer_backend(args.writer_backend),
         'recorder_cmd': ' '.join(cmd) if ros2bag else None, 'storage': args.storage,
+        'compression': args.compression,
         'preset': 'ros2 bag record default' if ros2bag else args.preset or 'default',
         'published': published,
         'publisher_late_ticks': done.get('late', 0),
@@ -664,12 +667,13 @@ def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
     rec_params = {'output_dir': run_dir, 'bag_name': 'bag', 'storage': args.storage,
                   'writer_backend': args.writer_backend,
                   'storage_preset': args.preset, 'stats_file': rec_stats,
+                  'compression': args.compression,
                   'stats_log_period': 0.0, 'max_bagfile_duration': int(args.split)}
     if args.composed:
         cmd = [sys.executable, '-m', 'sensr_bridge.record', '--host', '127.0.0.1',
                '--output-port', str(ports[0]), '--point-port', str(ports[1]),
                '--output-dir', str(run_dir), '--bag-name', 'bag', '--storage', args.storage,
-               '--writer-backend', args.writer_backend,
+               '--writer-backend', args.writer_backend, '--compression', args.compression,
                '--decode-workers', str(args.workers), '--split-duration', str(int(args.split)),
                '--stats-dir', str(run_dir), '--quiet']
         if args.preset:
@@ -713,6 +717,7 @@ def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
     run.result = {
         'rate_hz': rate, 'points': args.points, 'duration_s': args.duration,
         'composed': args.composed, 'storage': args.storage, 'preset': args.preset or 'default',
+        'compression': args.compression,
         'writer_backend': writer_backend(args.writer_backend),
         'decode_workers': args.workers, 'sent': point.frames_sent,
         'sim_dropped': point.frames_dropped, 'received': counts.get('points_received', 0),
@@ -770,7 +775,8 @@ class SplitVerifier:
 
     A split is closed once the next one exists (or at :meth:`finish`). Per split: message
     counts per topic, header stamp and ID_WINDOW of every cloud (for latency matching), and the
-    first cloud compared bit-exact with what the simulator sent.
+    first cloud compared bit-exact with what the simulator sent. An mcap bag is verified the
+    same way, whole, at :meth:`finish`, read with rosbags (which decompresses its chunks).
     """
 
     def __init__(self, bag_dir: Path, expected: Expected, *, delete: bool) -> None:
@@ -798,6 +804,24 @@ class SplitVerifier:
         """Verify the remaining splits (the recorder has closed the bag)."""
         for path in self._files():
             self._verify(path)
+        if any(self.bag_dir.glob('*.mcap')) and (self.bag_dir / 'metadata.yaml').exists():
+            self._verify_mcap()
+
+    def _verify_mcap(self) -> None:
+        from rosbags.rosbag2 import Reader
+
+        with Reader(self.bag_dir) as reader:
+            self.totals = {c.topic: c.msgcount for c in reader.connections}
+            files = list(self.bag_dir.glob('*.mcap'))
+            self.splits, self.bytes = len(files), sum(p.stat().st_size for p in files)
+            clouds = [c for c in reader.connections if c.topic == CLOUD_TOPIC]
+            for _, _, data in reader.messages(connections=clouds):
+                stamp = cdr.header_stamp_ns(data) or 0
+                self.records.append((stamp, stamp, zlib.crc32(data[ID_WINDOW])))
+                if not self.checked:
+                    slot = self.expected.ids.get(zlib.crc32(data[ID_WINDOW]))
+                    self.checked = 1
+                    self.failed = int(slot is None or not self.expected.same(slot, data))
 
     def _verify(self, path: Path) -> None:
         self._done.add(path.name)
@@ -1104,6 +1128,8 @@ def _parser() -> argparse.ArgumentParser:
         add('--workers', type=int, default=0, help='bridge decode_workers')
         add('--storage', choices=STORAGES, default='sqlite3')
         add('--preset', default='', help='sqlite3 pragma preset (default: the recorder default)')
+        add('--compression', choices=COMPRESSIONS, default='none',
+            help='e2e, recorder: mcap chunk compression of our recorder (with --storage mcap)')
         add('--subscriber-qos', choices=('reliable', 'best_effort', 'none'), default='reliable',
             help="bridge: QoS of the subscriber process; 'none': no subscriber")
         add('--recorder', choices=('ours', 'ros2bag'), default='ours',

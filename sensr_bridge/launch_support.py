@@ -56,6 +56,7 @@ import sys
 from typing import Any
 
 from sensr_bridge import malloc, paths, protocol
+from sensr_bridge.bag.base import COMPRESSIONS
 from sensr_bridge.bag.filters import parse_intervals
 from sensr_bridge.errors import ConfigError
 
@@ -137,6 +138,8 @@ RECORD_ARGUMENTS: tuple[Argument, ...] = (
              'params_file, else 0)'),
     Argument('max_bagfile_size', '', 'split the bag at N bytes per file; 0 = never (unset: '
              'params_file, else 0)'),
+    Argument('compression', '', 'mcap chunk compression (unset: params_file, else none)',
+             ('', 'none', 'zstd', 'lz4')),
     Argument('topic_intervals', '', "keep at most one message per interval on matching "
              "topics: space-separated REGEX=SECONDS, e.g. '/points$=1.0' (unset: params_file, "
              'else every message)'),
@@ -383,6 +386,12 @@ def _recorder_overrides(values: Mapping[str, str], namespace: str) -> dict[str, 
         recorder['storage'] = get('storage')
     if get('storage_preset'):
         recorder['storage_preset'] = get('storage_preset')
+    if get('compression'):
+        if get('compression') not in COMPRESSIONS:
+            msg = (f'launch argument compression must be one of {", ".join(COMPRESSIONS)}, '
+                   f'not {get("compression")!r}')
+            raise ConfigError(msg)
+        recorder['compression'] = get('compression')
     if get('storage_config_file'):
         recorder['storage_config_file'] = _file(get('storage_config_file'),
                                                 'storage_config_file')

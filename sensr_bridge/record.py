@@ -43,12 +43,15 @@ _NODE_OPTIONS = (
     ('storage_preset', 'recorder', 'storage_preset'),
     ('split_duration', 'recorder', 'max_bagfile_duration'),
     ('split_size', 'recorder', 'max_bagfile_size'),
+    ('compression', 'recorder', 'compression'),
     ('topic_intervals', 'recorder', 'topic_intervals'),
     ('skip_empty_clouds', 'recorder', 'skip_empty_clouds'),
 )
 
 
 def _parser() -> argparse.ArgumentParser:
+    from sensr_bridge.bag.base import COMPRESSIONS
+
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog='Options marked (node) default to the node parameter; given, they override '
@@ -76,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
                      "per batch), 'resilient'")
     node_option('--split-duration', type=int, help='split the bag every N seconds (0: off)')
     node_option('--split-size', type=int, help='split the bag at N bytes per file (0: off)')
+    node_option('--compression', choices=COMPRESSIONS,
+                help='mcap chunk compression (with --storage mcap), default none')
     node_option('--interval', dest='topic_intervals', action='append', metavar='REGEX=SECONDS',
                 help="keep at most one message per SECONDS on topics matching REGEX, e.g. "
                      "'/points$=1.0' (repeatable; first match wins)")

@@ -62,6 +62,8 @@ PARAMETERS: list[tuple[str, Any, str]] = [
     ('storage_preset', '',
      "sqlite3 pragma preset: '' (crash_safe), 'durable' (fsync per batch), 'resilient', ..."),
     ('storage_config_file', '', 'rosbag2 storage config YAML (write: pragmas: [...]).'),
+    ('compression', 'none',
+     "mcap chunk compression: 'none', 'zstd' or 'lz4' (storage mcap only; both writers)."),
     ('max_bagfile_size', 0, 'Split the bag when a file reaches this many bytes; 0 = never.'),
     ('max_bagfile_duration', 0, 'Split the bag every this many seconds; 0 = never.'),
     ('metadata_version', 9, 'metadata.yaml version: 9 (Jazzy, Kilted) or 8 (Humble reads it).'),
@@ -234,7 +236,7 @@ class RecorderNode(GuardedLifecycleNode):
                 storage_preset_profile=p['storage_preset'],
                 storage_config_uri=p['storage_config_file'],
                 metadata_version=p['metadata_version'],
-                custom_data={'recorded_by': 'sensr_bridge'})
+                custom_data={'recorded_by': 'sensr_bridge'}, compression=p['compression'])
             writer = bag.create_writer(options, p['writer_backend'])
             # Built (and its bounds checked) before the bag exists: a bad bound must not
             # leave an open writer and an empty bag directory behind.

@@ -460,6 +460,7 @@ def test_defaults_plan():
     ({'topic_intervals': '/points'}, 'topic_intervals'),
     ({'topic_intervals': '/points=1 ([=2'}, 'topic_intervals'),
     ({'skip_empty_clouds': 'yes'}, 'skip_empty_clouds'),
+    ({'compression': 'gzip'}, 'compression'),
 ])
 def test_invalid_arguments(values, message):
     with pytest.raises(ConfigError, match=message):
@@ -515,7 +516,8 @@ def test_overrides_are_node_parameters_of_the_declared_type():
     everything.update(host='h', output_dir='d', storage='mcap', storage_preset='resilient',
                       storage_config_file=str(ROOT / 'config' / 'storage_default.yaml'),
                       params_file='', namespace='other', rviz='false', composed='false',
-                      simulate='false', topic_intervals='/points$=1.0 ^/sensr/objects=0.5')
+                      simulate='false', topic_intervals='/points$=1.0 ^/sensr/objects=0.5',
+                      compression='zstd')
     plan = launch_support.record_plan(everything)
     for node, declared in ((plan.bridge, BRIDGE), (plan.recorder, RECORDER)):
         types_ = {name: type(default) for name, default, _ in declared}
@@ -525,7 +527,8 @@ def test_overrides_are_node_parameters_of_the_declared_type():
     assert set(plan.recorder.parameters[-1]) >= {'output_dir', 'storage', 'storage_preset',
                                                  'storage_config_file', 'max_bagfile_duration',
                                                  'max_bagfile_size', 'topic_regex',
-                                                 'topic_intervals', 'skip_empty_clouds'}
+                                                 'topic_intervals', 'skip_empty_clouds',
+                                                 'compression'}
     assert plan.recorder.parameters[-1]['topic_intervals'] == ['/points$=1.0',
                                                                '^/sensr/objects=0.5']
 

@@ -18,6 +18,7 @@ from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
+from test_bag_compression import chunk_compressions
 from test_lifecycle import (
     FAILURE,
     SUCCESS,
@@ -128,6 +129,18 @@ def test_intervals_and_empty_clouds_are_skipped_not_lost(ros, tmp_path):  # noqa
     assert points['dropped'] == {}
     assert stats['lost']['/sensr/points']['lost'] == 0
     assert stats['queue']['topics']['/sensr/chatter']['skipped'] == {}
+
+
+def test_compression_parameter(ros, tmp_path):  # noqa: F811
+    node, publisher = start(ros, tmp_path, storage='mcap', compression='lz4')
+    publisher.send(node, 3, points=50_000)
+    assert node.trigger_deactivate() == SUCCESS
+    assert 'lz4' in chunk_compressions(tmp_path / 'bag' / 'bag_0.mcap')
+    assert bag_counts(tmp_path / 'bag') == {'/sensr/points': 3, '/sensr/chatter': 3}
+    # sqlite3 has no chunks to compress: configure says so and fails.
+    other = recorder_node(*ros, tmp_path, name='other', compression='zstd')
+    assert other.trigger_configure() == FAILURE
+    assert not (tmp_path / 'other').exists()
 
 
 class Services:

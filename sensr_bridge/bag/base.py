@@ -41,6 +41,7 @@ RELIABILITIES = ('reliable', 'best_effort')
 DURABILITIES = ('volatile', 'transient_local')
 HISTORIES = ('keep_last', 'keep_all')
 STORAGE_IDS = ('sqlite3', 'mcap')
+COMPRESSIONS = ('none', 'zstd', 'lz4')
 METADATA_VERSIONS = (8, 9)
 
 
@@ -113,6 +114,7 @@ class StorageOptions:
         metadata_version: metadata.yaml version: 9 (Jazzy and newer) or 8 (readable by
             Humble).
         custom_data: String pairs stored in the bag metadata.
+        compression: mcap chunk compression: 'none', 'zstd' or 'lz4' (mcap only).
 
     Raises:
         ConfigError: A field has an invalid value.
@@ -127,11 +129,19 @@ class StorageOptions:
     storage_config_uri: str = ''
     metadata_version: int = 9
     custom_data: dict[str, str] = field(default_factory=dict)
+    compression: str = 'none'
 
     def __post_init__(self) -> None:
         """Validate the fields."""
         if self.storage_id not in STORAGE_IDS:
             msg = f'storage_id must be one of {STORAGE_IDS}, not {self.storage_id!r}'
+            raise ConfigError(msg)
+        if self.compression not in COMPRESSIONS:
+            msg = f'compression must be one of {COMPRESSIONS}, not {self.compression!r}'
+            raise ConfigError(msg)
+        if self.compression != 'none' and self.storage_id != 'mcap':
+            msg = (f'compression {self.compression!r} needs storage mcap (chunk compression); '
+                   f'{self.storage_id} bags are written uncompressed')
             raise ConfigError(msg)
         if self.metadata_version not in METADATA_VERSIONS:
             msg = (f'metadata_version must be one of {METADATA_VERSIONS}, '

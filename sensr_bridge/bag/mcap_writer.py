@@ -11,7 +11,8 @@ Limits, stated rather than worked around:
 - Split on request only (``split()``: ``<bag>_1.mcap`` and on, each a complete file):
   ``max_bagfile_size`` or ``max_bagfile_duration`` other than 0 raise ``ConfigError``;
   use the rosbag2_py backend (``create_writer(options, backend='rosbag2_py')``) for those.
-- No presets or storage config: those are options of rosbag2's mcap plugin.
+- No presets or storage config: those are options of rosbag2's mcap plugin. Chunk
+  compression (``compression``: zstd or lz4) is ours.
 - Not crash-safe: each batch is in the file when ``write_batch`` returns, but the
   summary and metadata.yaml are written only in ``close()``; a process killed before
   leaves an mcap without summary that needs ``mcap recover``. Use the sqlite3 writer
@@ -88,9 +89,10 @@ class McapWriter(BagWriter):
     def _open_file(self) -> None:
         """Start the next storage file, with every topic created so far."""
         path = self.options.path
+        compression = '' if self.options.compression == 'none' else self.options.compression
         try:
             self._file = McapFile(path / f'{path.name}_{len(self._closed_files)}.mcap',
-                                  LIBRARY)
+                                  LIBRARY, compression)
         except OSError as err:
             raise self._fail(err, 'cannot create bag') from err
         self._add_file(self._file.path.name)
