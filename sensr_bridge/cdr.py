@@ -159,3 +159,26 @@ def cloud_point_count(data: bytes | memoryview) -> int | None:
         return None
     height, width = struct.unpack_from(order + 'II', data, offset)
     return height * width
+
+
+def read_string(data: bytes | memoryview) -> str:
+    """Read the text of a serialized ``std_msgs/String``.
+
+    Args:
+        data: The CDR message.
+
+    Returns:
+        The text.
+
+    Raises:
+        ValueError: Not a little- or big-endian CDR String, or not UTF-8.
+
+    """
+    if len(data) < 8 or data[0] != 0 or data[1] not in (0, 1):
+        msg = 'not a CDR message'
+        raise ValueError(msg)
+    (size,) = struct.unpack_from('<I' if data[1] == 1 else '>I', data, 4)
+    if size < 1 or 8 + size > len(data) or data[7 + size] != 0:
+        msg = f'String length {size} does not fit the {len(data)}-byte message'
+        raise ValueError(msg)
+    return bytes(data[8:7 + size]).decode()

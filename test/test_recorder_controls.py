@@ -10,7 +10,14 @@ import json
 import threading
 
 from diagnostic_msgs.msg import DiagnosticArray
-from helpers import NEEDS_ROSBAG2_PY, wait_until
+from helpers import (
+    HAVE_ROSBAG2_PY,
+    NEEDS_INSTALLED_PACKAGE,
+    NEEDS_ROS2_CLI,
+    NEEDS_ROSBAG2_PY,
+    ROS_STACK_REQUIRED,
+    wait_until,
+)
 import pytest
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -19,6 +26,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from test_bag_compression import chunk_compressions
+from test_bridge_node import start_bridge
 from test_lifecycle import (
     FAILURE,
     SUCCESS,
@@ -26,6 +34,12 @@ from test_lifecycle import (
     recorder_node,
     ros,  # noqa: F401  (fixture: a context and a spinning executor)
     written,
+)
+from test_ros2_launch import (
+    POINTS,
+    bag_info_count,
+    counter,  # noqa: F401  (fixture)
+    play_and_count,
 )
 import yaml
 
@@ -252,3 +266,152 @@ def test_split_under_load_loses_nothing(ros, tmp_path, kind):  # noqa: F811
     for topic in ('/sensr/points', '/sensr/chatter'):
         assert stats['queue']['topics'][topic]['dropped'] == {}
         assert stats['lost'][topic]['lost'] == 0
+
+
+# --- event clips --------------------------------------------------------------------------
+
+# Simulator of the make_sim fixture: small clouds at 20 Hz, zone events only on demand.
+SMALL = {'output_port': 0, 'point_port': 0, 'rate_hz': 20.0, 'points': 2_000, 'objects': 3,
+         'object_points': 5, 'event_interval_s': None, 'custom_interval_s': None}
+CLIP_S = 1.0
+
+
+def bag_messages(path):
+    with Reader(path) as reader:
+        return [(c.topic, t, bytes(d)) for c, t, d in reader.messages()]
+
+
+def entry_times(messages, zone):
+    """Receive times of the events messages holding an ENTRY into ``zone``."""
+    return [t for topic, t, data in messages if topic == '/sensr/events' and any(
+        e['type'] == 'ENTRY' and e['id'] == zone
+        for e in json.loads(cdr.read_string(data))['zone'])]
+
+
+def test_clip_around_a_simulator_zone_event(ros, tmp_path, make_sim):  # noqa: F811
+    context, executor = ros
+    sim = make_sim()
+    node = recorder_node(context, executor, tmp_path, stats_file=str(tmp_path / 'stats.json'),
+                         topic_regex='^/sensr/(points|events)$', clip_mode='with_bag',
+                         clip_before=CLIP_S, clip_after=CLIP_S, clip_events=['ENTRY@3'])
+    bridge = start_bridge(context, executor, sim)
+    assert node.trigger_configure() == SUCCESS
+    assert bridge.trigger_configure() == SUCCESS
+    assert node.trigger_activate() == SUCCESS
+    assert wait_until(lambda: {'/sensr/points', '/sensr/events'} <= node._subs.keys())
+    assert bridge.trigger_activate() == SUCCESS
+
+    def clouds():
+        return received(node, '/sensr/points')
+
+    def events_received():
+        return received(node, '/sensr/events')
+
+    def clouds_pass(n):
+        first = clouds()
+        assert wait_until(lambda: clouds() >= first + n, timeout=30)
+
+    clouds_pass(1)  # the bridge is connected: events reach it
+    # Events no rule matches start nothing.
+    assert sim.send_zone_event(1, 'ENTRY') == 1
+    assert sim.send_zone_event(3, 'EXIT') == 1
+    assert wait_until(lambda: events_received() == 2, timeout=30)
+    clouds_pass(2 * 20 * CLIP_S)  # they leave the ring, which then holds its whole window
+    assert node._clips.stats().started == 0
+    # ENTRY into zone 3, and another while the clip is open: one clip.
+    sim.send_zone_event(3, 'ENTRY')
+    assert wait_until(lambda: events_received() == 3, timeout=30)
+    assert wait_until(lambda: node._clips.stats().recording)
+    clouds_pass(5)
+    sim.send_zone_event(3, 'ENTRY', object_id=2)
+    assert wait_until(lambda: events_received() == 4, timeout=30)
+    assert wait_until(lambda: len(node._clips_written) == 1, timeout=30)
+    clouds_pass(10)  # the main bag goes on past the clip's end
+    assert bridge.trigger_deactivate() == SUCCESS
+    assert node.trigger_deactivate() == SUCCESS
+
+    main = bag_messages(tmp_path / 'bag')
+    clip_path = tmp_path / 'bag_clip_001'
+    clip = bag_messages(clip_path)
+    first, second = entry_times(main, 3)
+    start, end = first - round(CLIP_S * 1e9), second + round(CLIP_S * 1e9)
+    # The clip is exactly the main bag's messages from 1 s before the first event to 1 s
+    # after the second: the same receive times, the same bytes.
+    window = [m for m in main if start <= m[1] <= end]
+    assert [(m[0], m[1]) for m in clip] == [(m[0], m[1]) for m in window]
+    assert clip == window
+    before = [m for m in clip if m[0] == '/sensr/points' and m[1] < first]
+    after = [m for m in clip if m[0] == '/sensr/points' and m[1] > second]
+    # 20 Hz for 1 s on each side; a loaded machine delivers them late, never none.
+    assert 5 <= len(before) <= 25 and 5 <= len(after) <= 25, (len(before), len(after))
+    assert entry_times(clip, 3) == [first, second]
+    assert len([m for m in clip if m[0] == '/sensr/events']) == 2  # not the EXIT or zone 1
+    assert len([m for m in main if m[0] == '/sensr/events']) == 4
+    info = yaml.safe_load((clip_path / 'metadata.yaml').read_text())
+    assert info['rosbag2_bagfile_information']['custom_data']['clip_reason'] == 'ENTRY@3'
+    assert not (tmp_path / 'bag_clip_002').exists()
+    stats = json.loads((tmp_path / 'stats.json').read_text())['clips']
+    assert stats['stats']['started'] == 1
+    assert [c['reasons'] for c in stats['written']] == [['ENTRY@3', 'ENTRY@3']]
+    assert stats['written'][0]['messages'] == len(clip)
+    assert stats['written'][0]['dropped'] == 0
+
+
+def snapshot_clip(env, tmp_path, **params):
+    """Clips only: 5 clouds, ~/snapshot, 3 clouds; return the recorder and the clip path."""
+    node, publisher = start(env, tmp_path, clip_mode='only', clip_before=60.0,
+                            clip_after=0.5, **params)
+    services = Services(*env)
+
+    def send(count):
+        # No main bag counts what arrives: the ring does (it holds 60 s, so everything).
+        for _ in range(count):
+            publisher.publish()
+            assert wait_until(lambda: node._clips.stats().ring_messages == 2 * publisher.sent)
+
+    send(5)
+    reply = services.call('snapshot')
+    assert reply.success, reply.message
+    send(3)
+    assert wait_until(lambda: len(node._clips_written) == 1, timeout=30)
+    assert node.trigger_deactivate() == SUCCESS
+    assert reply.message == str(tmp_path / 'bag_clip_001')
+    return node, tmp_path / 'bag_clip_001', services
+
+
+def test_clips_only_and_snapshot(ros, tmp_path):  # noqa: F811
+    node, clip, services = snapshot_clip(ros, tmp_path, storage='mcap', compression='zstd')
+    assert not (tmp_path / 'bag').exists()  # clips only: no main bag
+    with Reader(clip) as reader:
+        conns = [c for c in reader.connections if c.topic == '/sensr/points']
+        numbers = [cdr.header_stamp_ns(raw) // S for _, _, raw in reader.messages(conns)]
+    # Everything before the snapshot (the ring holds 60 s) and what came within 0.5 s.
+    assert numbers[:5] == [0, 1, 2, 3, 4]
+    assert numbers == list(range(len(numbers)))
+    assert 'zstd' in chunk_compressions(clip / 'bag_clip_001_0.mcap')
+    stats = json.loads((tmp_path / 'stats.json').read_text())
+    assert stats['bag'] is None and stats['queue'] is None
+    assert stats['clips']['written'][0]['reasons'] == ['snapshot']
+    # Closed: the services say so; a recorder without clips says why.
+    assert not services.call('snapshot').success
+    assert not services.call('split').success
+
+
+def test_snapshot_without_clips_says_why(ros, tmp_path):  # noqa: F811
+    node, _ = start(ros, tmp_path)
+    reply = Services(*ros).call('snapshot')
+    assert (reply.success, reply.message) == (False, 'clips are off (clip_mode off)')
+    assert node.trigger_deactivate() == SUCCESS
+
+
+@NEEDS_ROS2_CLI
+@NEEDS_INSTALLED_PACKAGE
+@pytest.mark.parametrize('backend', ['python', 'rosbag2_py'])
+def test_ros2_bag_info_and_play_read_a_clip(ros, tmp_path, counter, backend):  # noqa: F811
+    if backend == 'rosbag2_py' and not HAVE_ROSBAG2_PY and not ROS_STACK_REQUIRED:
+        pytest.skip('rosbag2_py is not installed')
+    _, clip, _ = snapshot_clip(ros, tmp_path, writer_backend=backend)
+    count, _ = bag_info_count(clip, POINTS)
+    assert count >= 5
+    played, out = play_and_count(clip, count, counter)
+    assert played == count, out
