@@ -662,8 +662,7 @@ class RecorderNode(GuardedLifecycleNode):
     def _close_due_clip(self) -> None:
         """Close the clip whose end has passed, on a thread: draining may take seconds."""
         clips = self._clips
-        due = clips.due(time.time_ns()) if clips is not None else None
-        if due is not None:
+        for due in clips.due(time.time_ns()) if clips is not None else ():
             thread = threading.Thread(target=self._finish_clip, args=due, name='clip-close')
             self._clip_threads = [t for t in self._clip_threads if t.is_alive()] + [thread]
             thread.start()
@@ -745,8 +744,7 @@ class RecorderNode(GuardedLifecycleNode):
         self._loss_logged.clear()
         self._loss_pending.clear()
         if clips is not None:
-            due = clips.due(time.time_ns(), all_clips=True)
-            if due is not None:
+            for due in clips.due(time.time_ns(), all_clips=True):
                 self._finish_clip(*due)
             for thread in self._clip_threads:
                 thread.join()

@@ -82,7 +82,8 @@ def test_planner_extends_the_open_clip_and_never_overlaps_the_last():
     assert planner.trigger(11 * S, 'b') is None  # inside: extends
     assert planner.trigger(12 * S + 1, 'c') is None  # after the old end, before the new
     assert (first.end_ns, first.reasons) == (14 * S + 1, ['a', 'b', 'c'])
-    assert planner.close() is first
+    planner.close(first)
+    assert planner.open is None
     second = planner.trigger(15 * S, 'd')
     # The lead-in would reach back to 12 s; it starts after the first clip's end instead.
     assert (second.index, second.start_ns, second.end_ns) == (2, 14 * S + 2, 17 * S)
@@ -115,12 +116,12 @@ def test_clip_recorder_writes_before_and_after(tmp_path):
     assert clips.trigger(10, 'ENTRY@2') == (clip, False)  # extends to 12
     for t in range(10, 16):
         clips.add(COUNTER.name, t, uint32_cdr(t))
-    assert clips.due(12) is None  # within the slack
-    due_clip, writer = clips.due(10**10)
+    assert clips.due(12) == []  # within the slack
+    [(due_clip, writer)] = clips.due(10**10)
     assert due_clip is clip and clip.reasons == ['ENTRY@1', 'ENTRY@2']
     writer.close()
     assert clip_stamps(tmp_path / 'clip_1') == list(range(6, 13))
-    assert clips.due(10**10) is None
+    assert clips.due(10**10) == []
     stats = clips.stats()
     assert (stats.started, stats.failed, stats.recording) == (1, 0, False)
     assert stats.ring_messages == 16  # the window of 3 ns and a second of slack
@@ -144,6 +145,27 @@ def test_failed_clip_is_counted_and_the_next_event_starts_anew(tmp_path):
     clip, new = clips.trigger(6, 'snapshot')
     assert new and clip.index == 2
     clips.add(COUNTER.name, 6, uint32_cdr(6))
-    _, writer = clips.due(0, all_clips=True)
+    [(_, writer)] = clips.due(0, all_clips=True)
     writer.close()
     assert clip_stamps(tmp_path / 'clip_2') == [6]
+
+
+def test_event_after_the_end_of_an_unclosed_clip_starts_the_next(tmp_path):
+    """The first clip has ended but is not closed yet (the slack): a second one follows it."""
+    clips = ClipRecorder(before_s=3e-9, after_s=2e-9, max_bytes=1 << 20,
+                         open_writer=open_clip_writer(tmp_path))
+    for t in range(10):
+        clips.add(COUNTER.name, t, uint32_cdr(t))
+    first, _ = clips.trigger(5, 'a')  # 2..7
+    for t in range(10, 12):
+        clips.add(COUNTER.name, t, uint32_cdr(t))
+    second, new = clips.trigger(11, 'b')  # 8..13: its lead-in starts after the first clip
+    assert new and (second.index, second.start_ns, second.end_ns) == (2, 8, 13)
+    for t in range(12, 20):
+        clips.add(COUNTER.name, t, uint32_cdr(t))
+    done = clips.due(0, all_clips=True)
+    assert [clip for clip, _ in done] == [first, second]
+    for _, writer in done:
+        writer.close()
+    assert clip_stamps(tmp_path / 'clip_1') == list(range(2, 8))
+    assert clip_stamps(tmp_path / 'clip_2') == [8, 9, 10, 11, 12, 13]

@@ -209,18 +209,23 @@ class ClipPlanner:
             clip.end_ns = max(clip.end_ns, t_ns + self._after_ns)
             clip.reasons.append(reason)
             return None
+        if clip is not None:  # over, though not closed yet: the new one follows it
+            self._last_end = max(self._last_end, clip.end_ns)
         self._count += 1
         # No message in two clips: a lead-in never reaches back into the previous clip.
         start = max(t_ns - self._before_ns, self._last_end + 1)
         self.open = Clip(self._count, start, t_ns + self._after_ns, [reason])
         return self.open
 
-    def close(self) -> Clip | None:
-        """End the open clip (it is being written out); return it."""
-        clip, self.open = self.open, None
-        if clip is not None:
-            self._last_end = clip.end_ns
-        return clip
+    def close(self, clip: Clip, *, written: bool = True) -> None:
+        """Forget a clip that is written out (or not, when its bag failed).
+
+        Events no longer extend it; the next clip starts after a written clip's end.
+        """
+        if self.open is clip:
+            self.open = None
+        if written:
+            self._last_end = max(self._last_end, clip.end_ns)
 
 
 @dataclass
@@ -265,16 +270,18 @@ class ClipRecorder:
         self._ring = RingBuffer(round(before_s * 1e9) + SLACK_NS, max_bytes)
         self._planner = ClipPlanner(round(before_s * 1e9), round(after_s * 1e9))
         self._open_writer = open_writer
-        self._active: tuple[Clip, BatchingWriter] | None = None
+        # Clips being recorded, oldest first: normally one; two while a clip that has
+        # ended waits to be closed and the next event has started another.
+        self._active: list[tuple[Clip, BatchingWriter]] = []
         self._stats = ClipStats()
 
     def add(self, topic: str, t_ns: int, data: bytes) -> None:
         """Keep a message in the ring; hand it to the clip being recorded if it is due."""
         with self._lock:
             self._ring.add((topic, t_ns, data))
-            active = self._active
-            if active is not None and t_ns <= active[0].end_ns:
-                active[1].put(topic, t_ns, data)
+            for clip, writer in self._active:
+                if clip.start_ns <= t_ns <= clip.end_ns:
+                    writer.put(topic, t_ns, data)
 
     def trigger(self, t_ns: int, reason: str) -> tuple[Clip, bool]:
         """Start a clip around ``t_ns``, or extend the one being recorded.
@@ -299,39 +306,40 @@ class ClipRecorder:
         except BagError:
             with self._lock:
                 self._stats.failed += 1
-                self._planner.close()
+                self._planner.close(clip, written=False)
             raise
         with self._lock:
             for topic, stamp, data in self._ring.since(clip.start_ns):
                 if stamp <= clip.end_ns:
                     writer.put(topic, stamp, data)
-            self._active = (clip, writer)
+            self._active.append((clip, writer))
         return clip, True
 
     def add_topic(self, create: Callable[[BatchingWriter], Any]) -> None:
-        """Call ``create`` with the writer of the clip being recorded, if any."""
+        """Call ``create`` with the writer of every clip being recorded."""
         with self._lock:
-            if self._active is not None:
-                create(self._active[1])
+            for _, writer in self._active:
+                create(writer)
 
-    def due(self, now_ns: int, *, all_clips: bool = False) -> tuple[Clip, BatchingWriter] | None:
-        """Take the clip being recorded once its end has passed (or now, with ``all_clips``).
+    def due(self, now_ns: int, *,
+            all_clips: bool = False) -> list[tuple[Clip, BatchingWriter]]:
+        """Take the clips whose end has passed (every clip, with ``all_clips``).
 
         Returns:
-            The clip and its writer, for the caller to close; None if nothing is due.
+            The clips and their writers, oldest first, for the caller to close.
 
         """
         with self._lock:
-            active = self._active
-            if active is None or not (all_clips or now_ns > active[0].end_ns + SLACK_NS):
-                return None
-            self._active = None
-            self._planner.close()
-            return active
+            done = [(clip, writer) for clip, writer in self._active
+                    if all_clips or now_ns > clip.end_ns + SLACK_NS]
+            self._active = [item for item in self._active if item not in done]
+            for clip, _ in done:
+                self._planner.close(clip)
+            return done
 
     def stats(self) -> ClipStats:
         """A snapshot of the counters."""
         with self._lock:
             return ClipStats(self._stats.started, self._stats.failed, len(self._ring),
                              self._ring.bytes, self._ring.evicted_early,
-                             self._active is not None)
+                             bool(self._active))
