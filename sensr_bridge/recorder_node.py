@@ -151,7 +151,6 @@ _MATCHED_EVENT = 'matched' in inspect.signature(SubscriptionEventCallbacks).para
 CLIP_CHECK_PERIOD = 0.1
 """Seconds between checks for a clip whose end has passed."""
 
-
 _RELIABILITY = {ReliabilityPolicy.RELIABLE: 'reliable',
                 ReliabilityPolicy.BEST_EFFORT: 'best_effort'}
 _DURABILITY = {DurabilityPolicy.TRANSIENT_LOCAL: 'transient_local',
@@ -309,14 +308,16 @@ class RecorderNode(GuardedLifecycleNode):
                 self._clip_rules = parse_event_rules(p['clip_events'])
                 clips = ClipRecorder(p['clip_before'], p['clip_after'],
                                      p['clip_buffer_bytes'], self._open_clip)
-            batching = None
-            if p['clip_mode'] != 'only':
-                writer = bag.create_writer(_storage_options(
-                    p, self._bag_path, max_bagfile_size=p['max_bagfile_size'],
-                    max_bagfile_duration=p['max_bagfile_duration']), p['writer_backend'])
-                # Built (and its bounds checked) before the bag exists: a bad bound must
-                # not leave an open writer and an empty bag directory behind.
-                batching = _batching_writer(p, writer, 0, self._writer_failed, self._stamp_of)
+            # Built (options and bounds checked) before the bag exists: a bad value must
+            # not leave an open writer and an empty bag directory behind. With clips only
+            # it is never opened: clip bags have the same options, checked here.
+            writer = bag.create_writer(_storage_options(
+                p, self._bag_path, max_bagfile_size=p['max_bagfile_size'],
+                max_bagfile_duration=p['max_bagfile_duration']), p['writer_backend'])
+            batching = _batching_writer(p, writer, 0, self._writer_failed, self._stamp_of)
+            if p['clip_mode'] == 'only':
+                batching = None
+            else:
                 writer.open()
                 batching.start()
         except (ConfigError, BagError, OSError, re.error) as exc:
@@ -799,8 +800,7 @@ class RecorderNode(GuardedLifecycleNode):
         head = 'bag closed' if final else 'recording'
         return (f'{head}: {self._bag_path}: received {received}, written {written} '
                 f'({mb:.1f} MB), skipped {skipped}, dropped {dropped} {stats.dropped or ""}, '
-                f'lost in DDS '
-                f'{lost}, queue '
+                f'lost in DDS {lost}, queue '
                 f'{stats.queue_messages} msgs / {stats.queue_bytes / 1e6:.1f} MB, write p99 '
                 f'{stats.write_latency.p99_s * 1e3:.1f} ms, stamp->commit p99 '
                 f'{stats.stamp_latency.p99_s * 1e3:.1f} ms'
@@ -828,12 +828,14 @@ class RecorderNode(GuardedLifecycleNode):
 
     def _clips_status(self, clips: ClipRecorder) -> DiagnosticStatus:
         s = clips.stats()
+        written = list(self._clips_written)  # closing threads append to it
+        dropped = sum(c['dropped'] for c in written)
         values = {'mode': self._p['clip_mode'], 'recording': s.recording,
-                  'started': s.started, 'written': len(self._clips_written),
+                  'started': s.started, 'written': len(written), 'dropped': dropped,
                   'failed': s.failed, 'ring_messages': s.ring_messages,
                   'ring_bytes': s.ring_bytes, 'ring_evicted_early': s.ring_evicted_early,
                   'bad_events': self._bad_events}
-        trouble = s.failed or s.ring_evicted_early or self._bad_events
+        trouble = s.failed or dropped or s.ring_evicted_early or self._bad_events
         return DiagnosticStatus(
             level=DiagnosticStatus.WARN if trouble else DiagnosticStatus.OK,
             name=f'{self.get_name()}: clips', hardware_id=str(self._bag_path),

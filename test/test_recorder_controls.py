@@ -16,6 +16,7 @@ from helpers import (
     NEEDS_ROS2_CLI,
     NEEDS_ROSBAG2_PY,
     ROS_STACK_REQUIRED,
+    LogSpy,
     wait_until,
 )
 import pytest
@@ -155,6 +156,10 @@ def test_compression_parameter(ros, tmp_path):  # noqa: F811
     other = recorder_node(*ros, tmp_path, name='other', compression='zstd')
     assert other.trigger_configure() == FAILURE
     assert not (tmp_path / 'other').exists()
+    # With clips only, configure checks the options the clip bags will have.
+    clips_only = recorder_node(*ros, tmp_path, name='third', compression='zstd',
+                               clip_mode='only')
+    assert clips_only.trigger_configure() == FAILURE
 
 
 class Services:
@@ -415,3 +420,29 @@ def test_ros2_bag_info_and_play_read_a_clip(ros, tmp_path, counter, backend):  #
     assert count >= 5
     played, out = play_and_count(clip, count, counter)
     assert played == count, out
+
+
+def test_bad_event_messages_are_logged_once_and_counted(ros, tmp_path):  # noqa: F811
+    context, executor = ros
+    node = recorder_node(context, executor, tmp_path, topic_regex='^/sensr/events$',
+                         clip_mode='with_bag', clip_before=0.0, clip_after=0.0,
+                         diagnostics_period=0.05)
+    node.log = LogSpy(node.get_logger())
+    node.get_logger = lambda: node.log
+    diagnostics = Diagnostics(context, executor)
+    talker = rclpy.create_node('events_talker', context=context)
+    events = talker.create_publisher(String, '/sensr/events', RELIABLE)
+    executor.add_node(talker)
+    assert node.trigger_configure() == SUCCESS
+    assert node.trigger_activate() == SUCCESS
+    assert wait_until(lambda: events.get_subscription_count() == 1)
+    good = json.dumps({'zone': [{'id': 2, 'type': 'EXIT'}], 'losing': []})
+    for text in ('not json', '[1]', '{"zone": [{"id": "two", "type": "EXIT"}]}', good):
+        events.publish(String(data=text))
+    assert wait_until(lambda: received(node, '/sensr/events') == 4)
+    assert wait_until(lambda: diagnostics.value('sensr_recorder: clips', 'bad_events') == '3')
+    assert diagnostics.value('sensr_recorder: clips', 'started') == '1'  # the good one
+    assert node.log.count('warning', 'not zone-event JSON') == 1
+    assert node.trigger_deactivate() == SUCCESS
+    assert bag_counts(tmp_path / 'bag') == {'/sensr/events': 4}
+    assert bag_counts(tmp_path / 'bag_clip_001') == {'/sensr/events': 1}
