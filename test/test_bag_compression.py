@@ -135,3 +135,15 @@ def test_ros2_bag_info_and_play_read_compressed_bags(
     assert count == 12
     played, out = play_and_count(uri, 12, counter)
     assert played == 12, out
+
+
+@NEEDS_ROSBAG2_PY
+def test_rosbag2_storage_preset_compresses_too(tmp_path, clouds):
+    """rosbag2's own mcap presets (zstd_fast, zstd_small) pass through storage_preset."""
+    uri = tmp_path / 'bag'
+    options = StorageOptions(uri, storage_id='mcap', storage_preset_profile='zstd_fast')
+    with create_writer(options, 'rosbag2_py') as writer:
+        writer.create_topic(CLOUDS)
+        writer.write_batch([(CLOUDS.name, 1, clouds[0])])
+    assert 'zstd' in chunk_compressions(uri / 'bag_0.mcap')
+    assert read_all(uri) == [(CLOUDS.name, 1, clouds[0])]
