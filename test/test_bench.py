@@ -122,6 +122,7 @@ def test_recorder_mode_reports_what_was_written(tmp_path):
 @pytest.mark.parametrize('options', [
     pytest.param(('--writer-backend', 'rosbag2_py'), marks=NEEDS_ROSBAG2_PY, id='rosbag2_py'),
     pytest.param(('--recorder', 'ros2bag'), marks=NEEDS_ROS2_CLI, id='ros2bag'),
+    pytest.param(('--writer-backend', 'python', '--compression', 'lz4'), id='python-lz4'),
 ])
 def test_recorder_mode_measures_other_writers(tmp_path, options):
     r = run_bench(tmp_path, 'recorder', '--rate', '10', '--duration', '2', '--storage', 'mcap',
@@ -136,7 +137,8 @@ def test_recorder_mode_measures_other_writers(tmp_path, options):
         assert run['writer_backend'] is None
         assert '-s mcap' in run['recorder_cmd']
     else:
-        assert (run['recorder'], run['writer_backend']) == ('ours', 'rosbag2_py')
+        assert (run['recorder'], run['writer_backend']) == ('ours', options[1])
+        assert run['compression'] == (options[3] if len(options) > 2 else 'none')
 
 
 def test_recorder_matrix_prints_one_table(tmp_path):
