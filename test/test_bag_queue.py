@@ -342,3 +342,17 @@ def test_split_between_messages_queued_before_and_after(tmp_path: Path, storage_
     assert queue.stats().splits == 3
     with pytest.raises(BagError, match='cannot split'):
         queue.split()
+
+
+def test_split_refused_at_once_by_a_writer_that_cannot(tmp_path: Path) -> None:
+    writer = open_writer(tmp_path / 'bag')
+    writer.can_split = False  # as rosbag2_py's writer on Humble
+    queue = BatchingWriter(writer)
+    queue.start()
+    with pytest.raises(BagError, match='no split on request'):
+        queue.split()
+    with pytest.raises(BagError, match='no split on request'):
+        writer.split()
+    assert queue.put(TOPIC.name, 1, message(1))
+    assert queue.close().messages == 1  # writing goes on
+    assert queue.stats().error is None

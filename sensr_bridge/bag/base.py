@@ -294,17 +294,24 @@ class BagWriter(abc.ABC):
                         stats.start_ns, stamp)
                     stats.end_ns = stamp if stats.end_ns is None else max(stats.end_ns, stamp)
 
+    can_split = True
+    """Whether :meth:`split` is supported (rosbag2_py's writer binds it from Jazzy on)."""
+
     def split(self) -> None:
         """Finish the current storage file; the next batch starts a new one.
 
         Nothing happens when the current file holds no message yet.
 
         Raises:
-            BagError: The writer is not open, or the split failed.
+            BagError: The writer is not open or cannot split, or the split failed.
 
         """
         with self._lock:
             self._require_open()
+            if not self.can_split:
+                msg = (f'bag writer for {self.options.uri} has no split on request '
+                       '(rosbag2_py before Jazzy)')
+                raise BagError(msg)
             self._split()
 
     def close(self) -> BagStats:

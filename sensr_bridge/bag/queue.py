@@ -286,9 +286,14 @@ class BatchingWriter:
         or written twice across the split.
 
         Raises:
-            BagError: Writing has stopped (a failed write) or the writer is closing.
+            BagError: Writing has stopped (a failed write), the writer is closing, or it
+                cannot split (checked here: a split failing on the writer thread would
+                stop writing).
 
         """
+        if not self._writer.can_split:
+            msg = 'cannot split: this writer has no split on request (rosbag2_py before Jazzy)'
+            raise BagError(msg)
         with self._cond:
             if self._failure or self._closing:
                 msg = f'cannot split: writing has {"stopped" if self._failure else "ended"}'

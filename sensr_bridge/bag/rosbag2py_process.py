@@ -133,9 +133,6 @@ class _Server:
             os.close(self.files.pop(name))
 
     def split(self) -> None:
-        if not hasattr(self.writer, 'split_bagfile'):
-            msg = 'splitting on request needs rosbag2_py with split_bagfile (Jazzy or newer)'
-            raise RuntimeError(msg)
         self.writer.split_bagfile()
 
     def close(self) -> None:

@@ -115,6 +115,7 @@ class Rosbag2PyWriter(BagWriter):
                    f'source a ROS 2 installation or use backend="python"')
             raise ConfigError(msg) from err
         self._typed_topics = hasattr(rosbag2_py.TopicMetadata, 'id')
+        self.can_split = hasattr(rosbag2_py.SequentialWriter, 'split_bagfile')
         if self._typed_topics and options.metadata_version == 8:
             msg = ('rosbag2_py on this distro writes metadata version 9; use backend="python" '
                    'for version 8 bags that Humble can read')
