@@ -4,8 +4,9 @@
 
 Arguments (``ros2 launch sensr_bridge record.launch.py -s`` lists them): host, output_port,
 point_port, output_dir, storage (sqlite3|mcap), storage_preset, storage_config_file,
-max_bagfile_duration, max_bagfile_size, params_file, namespace, simulate, sim_points,
-sim_rate, composed, rviz (true, false, auto).
+max_bagfile_duration, max_bagfile_size, compression, topic_intervals, skip_empty_clouds,
+clip_mode, clip_before, clip_after, clip_events, clip_buffer_bytes, params_file,
+namespace, simulate, sim_points, sim_rate, composed, rviz (true, false, auto).
 
 Everything is computed by :mod:`sensr_bridge.launch_support` (tested without launch);
 this file maps its plan onto launch actions. Separate processes are started as lifecycle

@@ -22,7 +22,8 @@ Modes (``python -m sensr_bridge.bench MODE ...``; ``--help`` on each):
     ``--split`` seconds, verifies each closed split, deletes it (``--keep`` to keep)
     and keeps running totals, so long runs do not fill the disk.
 
-``--writer-backend`` (e2e, recorder) is the recorder node's ``writer_backend``.
+``--writer-backend`` (e2e, recorder) is the recorder node's ``writer_backend``, ``--compression``
+(e2e, recorder) its mcap chunk ``compression``.
 ``--ramp RATE,RATE,...`` (bridge, e2e, recorder) runs each rate for ``--duration`` and
 reports the highest rate with zero loss. ``--baselines`` (e2e, recorder) measures, in the
 same run, the same bytes written raw to disk and inserted into sqlite3 with the same
@@ -62,7 +63,8 @@ import zlib
 import numpy as np
 import psutil
 
-from sensr_bridge import cdr, decode, malloc, paths, shm
+from sensr_bridge import cdr, malloc, paths, shm
+from sensr_bridge.bag.base import COMPRESSIONS
 from sensr_bridge.bag.factory import rosbag2_py_available
 from sensr_bridge.simulator import Simulator, SimulatorConfig
 
@@ -388,13 +390,9 @@ class Expected:
     @classmethod
     def of(cls, sim: Simulator) -> Expected:
         """Decode every precomputed frame as the bridge does (default parameters)."""
-        decoder = decode.InlineDecoder(decode.CloudOptions(decode.MERGED, True, frozenset()),
-                                       'sensr', lambda _r: None)
-        clouds = []
-        for slot in range(sim.config.frames_precomputed):
-            result = decoder.decode(slot, sim.expected_point_result(slot), 0, 0)
-            clouds.append(bytes(result.clouds[0][1]))
-        decoder.close(1.0)
+        from sensr_bridge.bench_storage import decoded_clouds
+
+        clouds = decoded_clouds(sim)
         ids = {zlib.crc32(c[ID_WINDOW]): i for i, c in enumerate(clouds)}
         if len(ids) < len(clouds):
             msg = 'simulator frames share their first points: the benchmark cannot tell them apart'
@@ -642,7 +640,7 @@ def run_recorder(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
         params = {'output_dir': run_dir, 'bag_name': 'bag', 'storage': args.storage,
                   'writer_backend': args.writer_backend, 'topics': f'[{CLOUD_TOPIC}]',
                   'stats_file': stats_file, 'storage_preset': args.preset,
-                  'stats_log_period': 0.0}
+                  'compression': args.compression, 'stats_log_period': 0.0}
         cmd = [sys.executable, '-m', 'sensr_bridge.recorder_node', *_ros_args(params)]
         env = _child_env(publishes_clouds=False)
     recorder = Child('recorder', cmd, run_dir, env)
@@ -670,6 +668,7 @@ def run_recorder(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
         'recorder': args.recorder,
         'writer_backend': None if ros2bag else writer_backend(args.writer_backend),
         'recorder_cmd': ' '.join(cmd) if ros2bag else None, 'storage': args.storage,
+        'compression': args.compression,
         'preset': 'ros2 bag record default' if ros2bag else args.preset or 'default',
         'published': published,
         'publisher_late_ticks': done.get('late', 0),
@@ -701,12 +700,13 @@ def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
     rec_params = {'output_dir': run_dir, 'bag_name': 'bag', 'storage': args.storage,
                   'writer_backend': args.writer_backend,
                   'storage_preset': args.preset, 'stats_file': rec_stats,
+                  'compression': args.compression,
                   'stats_log_period': 0.0, 'max_bagfile_duration': int(args.split)}
     if args.composed:
         cmd = [sys.executable, '-m', 'sensr_bridge.record', '--host', '127.0.0.1',
                '--output-port', str(ports[0]), '--point-port', str(ports[1]),
                '--output-dir', str(run_dir), '--bag-name', 'bag', '--storage', args.storage,
-               '--writer-backend', args.writer_backend,
+               '--writer-backend', args.writer_backend, '--compression', args.compression,
                '--decode-workers', str(args.workers), '--split-duration', str(int(args.split)),
                '--stats-dir', str(run_dir)]
         if args.preset:
@@ -753,6 +753,7 @@ def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:
     run.result = {
         'rate_hz': rate, 'points': args.points, 'duration_s': args.duration,
         'composed': args.composed, 'storage': args.storage, 'preset': args.preset or 'default',
+        'compression': args.compression,
         'writer_backend': writer_backend(args.writer_backend),
         'decode_workers': args.workers, 'sent': point.frames_sent,
         'sim_dropped': point.frames_dropped, 'received': counts.get('points_received', 0),
@@ -824,11 +825,12 @@ def _dir_size(path: Path) -> int:
 
 
 class SplitVerifier:
-    """Verifies closed sqlite3 splits of a growing bag, keeping running totals.
+    """Verifies closed splits (sqlite3 or mcap) of a growing bag, keeping running totals.
 
     A split is closed once the next one exists (or at :meth:`finish`). Per split: message
     counts per topic, header stamp and ID_WINDOW of every cloud (for latency matching), and the
-    first cloud compared bit-exact with what the simulator sent.
+    first cloud compared bit-exact with what the simulator sent. Compressed mcap chunks are
+    read whole by rosbags.
     """
 
     def __init__(self, bag_dir: Path, expected: Expected, *, delete: bool) -> None:
@@ -1210,6 +1212,8 @@ def _parser() -> argparse.ArgumentParser:
         add('--workers', type=int, default=0, help='bridge decode_workers')
         add('--storage', choices=STORAGES, default='sqlite3')
         add('--preset', default='', help='sqlite3 pragma preset (default: the recorder default)')
+        add('--compression', choices=COMPRESSIONS, default='none',
+            help='e2e, recorder: mcap chunk compression of our recorder (with --storage mcap)')
         add('--subscriber-qos', choices=('reliable', 'best_effort', 'none'), default='reliable',
             help="bridge: QoS of the subscriber process; 'none': no subscriber")
         add('--recorder', choices=('ours', 'ros2bag'), default='ours',

@@ -12,6 +12,15 @@ can keep up with), until ``close()`` returns ("write"; our writers' close includ
 fsync of metadata.yaml, which on ext4 also waits for the bag's data) and including an
 fsync of the bag files afterwards ("durable"), and saves them as JSON with ``--json``.
 
+``--compression none,zstd,lz4`` instead writes ``--count`` realistic clouds (the
+simulator's site, 921,512 points, decoded as the bridge publishes them: 18.4 MB with the
+type field) into mcap bags, one cloud per batch as the recorder writes them, with each
+chunk compression and each ``--backends`` writer (``python``, ``rosbag2_py``), and prints
+the compression ratio, MB/s of cloud data from the first write until ``close()`` returns,
+CPU per cloud (this process and the writer process, so rosbag2_py's counts too) and the
+clouds per second the writer sustains alone: the highest rate a recorder using it could
+record without loss, before DDS and the subscription callbacks take their share.
+
 ``--crash`` instead SIGKILLs a child writer in the middle of a batch ``--crash-runs``
 times per pragma set, recovers the bag with ``bag_reindex`` and reports whether it
 opened, passed ``PRAGMA quick_check``, kept every batch the child reported committed,
@@ -27,6 +36,7 @@ import json
 import os
 from pathlib import Path
 import random
+import resource
 import shutil
 import signal
 import sqlite3
@@ -40,7 +50,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rosbags.rosbag2 import Reader
 
-from sensr_bridge.bag.base import StorageOptions, TopicInfo
+from sensr_bridge.bag.base import COMPRESSIONS, StorageOptions, TopicInfo
+from sensr_bridge.bag.factory import create_writer
 from sensr_bridge.bag.mcap_writer import McapWriter
 from sensr_bridge.bag.pragmas import (
     Pragma,
@@ -54,6 +65,7 @@ from sensr_bridge.bag.typedefs import typestore
 
 if TYPE_CHECKING:
     from sensr_bridge.bag.base import BagWriter
+    from sensr_bridge.simulator import Simulator
 
 SENSR_POINTS = 921_512
 CLOUD_TOPIC = '/sensr/points'
@@ -214,6 +226,84 @@ def run_benchmark(root: Path, count: int, batch: int, repeat: int,
         })
         print(f'  {name:<22} {kind:<13} {rows[-1]["mb_per_s"]:8.0f} MB/s', file=sys.stderr)
     return rows
+
+
+def simulator_clouds(points: int, frames: int) -> list[bytes]:
+    """The clouds the bridge publishes for the simulator's first ``frames`` frames."""
+    from sensr_bridge.simulator import Simulator, SimulatorConfig
+
+    return decoded_clouds(Simulator(SimulatorConfig(points=points, frames_precomputed=frames)))
+
+
+def decoded_clouds(sim: Simulator) -> list[bytes]:
+    """Decode every precomputed frame of ``sim`` as the bridge does (default parameters)."""
+    from sensr_bridge import decode
+
+    decoder = decode.InlineDecoder(decode.CloudOptions(decode.MERGED, True, frozenset()),
+                                   'sensr', lambda _r: None)
+    try:
+        return [bytes(decoder.decode(slot, sim.expected_point_result(slot), 0, 0).clouds[0][1])
+                for slot in range(sim.config.frames_precomputed)]
+    finally:
+        decoder.close(1.0)
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its children that have been waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def run_compression(root: Path, clouds: list[bytes], count: int, compressions: list[str],
+                    backends: list[str]) -> list[dict[str, Any]]:
+    """Write ``count`` clouds (cycling through ``clouds``) per compression and backend.
+
+    Args:
+        root: Empty scratch directory on the disk to measure.
+        clouds: Serialized PointCloud2 messages.
+        count: Clouds per run, one per batch.
+        compressions: Values of :data:`~sensr_bridge.bag.base.COMPRESSIONS`.
+        backends: 'python' and/or 'rosbag2_py'.
+
+    Returns:
+        One row per case: ratio, MB/s, CPU ms per cloud, clouds/s.
+
+    """
+    rows = []
+    payload = sum(len(clouds[i % len(clouds)]) for i in range(count))
+    for backend in backends:
+        for compression in compressions:
+            uri = root / f'{backend}_{compression}'
+            os.sync()  # writeback of an earlier run must not slow this one
+            writer = create_writer(StorageOptions(uri, storage_id='mcap',
+                                                  compression=compression), backend)
+            cpu, start = _cpu_s(), time.perf_counter()
+            with writer:
+                writer.create_topic(TopicInfo(CLOUD_TOPIC, CLOUD_TYPE))
+                for i in range(count):
+                    writer.write_batch([(CLOUD_TOPIC, i * 100_000_000,
+                                         clouds[i % len(clouds)])])
+            wall, cpu = time.perf_counter() - start, _cpu_s() - cpu
+            stored = sum(p.stat().st_size for p in uri.glob('*.mcap'))
+            rows.append({'backend': backend, 'compression': compression, 'clouds': count,
+                         'cloud_bytes': payload // count, 'file_bytes': stored,
+                         'ratio': payload / stored, 'mb_per_s': payload / 1e6 / wall,
+                         'cpu_ms_per_cloud': cpu * 1e3 / count, 'clouds_per_s': count / wall})
+            print(f'  {backend:<10} {compression:<5} ratio {rows[-1]["ratio"]:.2f}',
+                  file=sys.stderr)
+            shutil.rmtree(uri)
+    return rows
+
+
+def format_compression_table(rows: list[dict[str, Any]]) -> str:
+    """Format ``run_compression`` rows as a markdown table."""
+    lines = ['| writer | compression | ratio | MB/s | CPU ms/cloud | clouds/s alone |',
+             '| --- | --- | ---: | ---: | ---: | ---: |']
+    lines += [f'| {r["backend"]} | {r["compression"]} | {r["ratio"]:.2f} | '
+              f'{r["mb_per_s"]:.0f} | {r["cpu_ms_per_cloud"]:.1f} | {r["clouds_per_s"]:.1f} |'
+              for r in rows]
+    return '\n'.join(lines)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -426,10 +516,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--sets', default=','.join(PRAGMA_SETS),
                         help=f'comma-separated pragma sets of {list(PRAGMA_SETS)}')
     parser.add_argument('--json', type=Path, default=None, help='also save results here')
+    parser.add_argument('--compression', default='',
+                        help=f'comma-separated {list(COMPRESSIONS)}: run the compression '
+                             'benchmark on simulator clouds instead')
+    parser.add_argument('--backends', default='python',
+                        help='comma-separated writers for --compression: python, rosbag2_py')
+    parser.add_argument('--frames', type=int, default=8,
+                        help='distinct simulator clouds for --compression')
     parser.add_argument('--crash', action='store_true', help='run the SIGKILL test instead')
     parser.add_argument('--crash-runs', type=int, default=5, help='kills per pragma set')
     parser.add_argument('--points', type=int, default=SENSR_POINTS,
-                        help='points per cloud (crash mode)')
+                        help='points per cloud (crash and compression modes)')
     parser.add_argument('--child', type=Path, help=argparse.SUPPRESS)
     parser.add_argument('--child-config', type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -440,8 +537,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(sets) - PRAGMA_SETS.keys()
     if unknown:
         parser.error(f'unknown pragma sets {sorted(unknown)}')
+    compressions = [c for c in args.compression.split(',') if c]
+    if set(compressions) - set(COMPRESSIONS):
+        parser.error(f'unknown compression in {args.compression!r}; use {COMPRESSIONS}')
     with tempfile.TemporaryDirectory(dir=args.dir, prefix='bench_storage_') as scratch:
-        if args.crash:
+        if compressions:
+            clouds = simulator_clouds(args.points, args.frames)
+            rows = run_compression(Path(scratch), clouds, args.count, compressions,
+                                   [b for b in args.backends.split(',') if b])
+            print(format_compression_table(rows))
+        elif args.crash:
             rows = run_crash(Path(scratch), {name: PRAGMA_SETS[name] for name in sets},
                              runs=args.crash_runs, batch=args.batch, points=args.points)
             print(format_crash_table(rows))

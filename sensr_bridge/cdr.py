@@ -134,3 +134,51 @@ def header_stamp_ns(data: bytes | memoryview) -> int | None:
         return None
     sec, nanosec = struct.unpack_from('<iI' if data[1] == 1 else '>iI', data, 4)
     return sec * 1_000_000_000 + nanosec
+
+
+def cloud_point_count(data: bytes | memoryview) -> int | None:
+    """Read ``height * width`` of a serialized ``sensor_msgs/PointCloud2``.
+
+    Only the header and the two dimensions are read: an 18 MB cloud is never copied.
+
+    Args:
+        data: A CDR PointCloud2.
+
+    Returns:
+        The number of points, or None if the data is too short or not CDR.
+
+    """
+    if len(data) < 16 or data[0] != 0 or data[1] not in (0, 1):
+        return None
+    order = '<' if data[1] == 1 else '>'
+    # Encapsulation (4), stamp (8), frame_id: length (4) and text with its NUL.
+    (length,) = struct.unpack_from(order + 'I', data, 12)
+    offset = 16 + length
+    offset += -(offset - 4) % 4  # alignment counts from the end of the encapsulation
+    if offset + 8 > len(data):
+        return None
+    height, width = struct.unpack_from(order + 'II', data, offset)
+    return height * width
+
+
+def read_string(data: bytes | memoryview) -> str:
+    """Read the text of a serialized ``std_msgs/String``.
+
+    Args:
+        data: The CDR message.
+
+    Returns:
+        The text.
+
+    Raises:
+        ValueError: Not a little- or big-endian CDR String, or not UTF-8.
+
+    """
+    if len(data) < 8 or data[0] != 0 or data[1] not in (0, 1):
+        msg = 'not a CDR message'
+        raise ValueError(msg)
+    (size,) = struct.unpack_from('<I' if data[1] == 1 else '>I', data, 4)
+    if size < 1 or 8 + size > len(data) or data[7 + size] != 0:
+        msg = f'String length {size} does not fit the {len(data)}-byte message'
+        raise ValueError(msg)
+    return bytes(data[8:7 + size]).decode()

@@ -56,6 +56,9 @@ import sys
 from typing import Any
 
 from sensr_bridge import malloc, paths, protocol
+from sensr_bridge.bag.base import COMPRESSIONS
+from sensr_bridge.bag.clips import CLIP_MODES, parse_event_rules
+from sensr_bridge.bag.filters import parse_intervals
 from sensr_bridge.errors import ConfigError
 
 PACKAGE = 'sensr_bridge'
@@ -136,6 +139,24 @@ RECORD_ARGUMENTS: tuple[Argument, ...] = (
              'params_file, else 0)'),
     Argument('max_bagfile_size', '', 'split the bag at N bytes per file; 0 = never (unset: '
              'params_file, else 0)'),
+    Argument('compression', '', 'mcap chunk compression (unset: params_file, else none)',
+             ('', 'none', 'zstd', 'lz4')),
+    Argument('topic_intervals', '', "keep at most one message per interval on matching "
+             "topics: space-separated REGEX=SECONDS, e.g. '/points$=1.0' (unset: params_file, "
+             'else every message)'),
+    Argument('skip_empty_clouds', '', 'leave clouds without points out of the bag: true or '
+             'false (unset: params_file, else false)'),
+    Argument('clip_mode', '', 'event clips: off, with_bag (clip bags next to the main bag) or '
+             'only (no main bag) (unset: params_file, else off)', ('', *CLIP_MODES)),
+    Argument('clip_before', '', 'seconds a clip holds before its event (unset: params_file, '
+             'else 10)'),
+    Argument('clip_after', '', 'seconds a clip records after its event (unset: params_file, '
+             'else 10)'),
+    Argument('clip_events', '', "zone events that start a clip: space-separated TYPE, "
+             "TYPE@ZONE_ID, * or *@ZONE_ID, e.g. 'ENTRY@3 LOITERING' (unset: params_file, "
+             'else *)'),
+    Argument('clip_buffer_bytes', '', 'bound on the ring buffer of clips, bytes (unset: '
+             'params_file, else 2 GiB)'),
     Argument('composed', 'false', 'bridge and recorder in one process (no lifecycle '
              'events: the process configures and activates them in order)'),
     Argument('rviz', 'false', _RVIZ_HELP),
@@ -292,13 +313,15 @@ def _int(text: str, name: str, low: int, high: int | None = None) -> int:
     return value
 
 
-def _positive_float(text: str, name: str) -> float:
+def _float(text: str, name: str, *, zero: bool = False) -> float:
+    """A finite number > 0 (>= 0 with ``zero``)."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (value > 0 and math.isfinite(value)):
-        msg = f'launch argument {name} must be a positive number, not {text!r}'
+    if not ((value >= 0 if zero else value > 0) and math.isfinite(value)):
+        kind = 'a number >= 0' if zero else 'a positive number'
+        msg = f'launch argument {name} must be {kind}, not {text!r}'
         raise ConfigError(msg)
     return value
 
@@ -356,7 +379,7 @@ def _common(values: Mapping[str, str], arguments: Sequence[Argument],
             raise ConfigError(msg)
         cmd = [python, '-m', 'sensr_bridge.simulator',
                '--points', str(_int(get('sim_points'), 'sim_points', 0)),
-               '--rate', repr(_positive_float(get('sim_rate'), 'sim_rate'))]
+               '--rate', repr(_float(get('sim_rate'), 'sim_rate'))]
         cmd += ['--output-port', str(output_port)] if output_port else ['--no-output']
         cmd += ['--point-port', str(point_port)] if point_port else ['--no-points']
         simulator = Process('sensr_simulator', tuple(cmd), SIMULATOR_SIGTERM_TIMEOUT_S)
@@ -379,12 +402,39 @@ def _recorder_overrides(values: Mapping[str, str], namespace: str) -> dict[str, 
         recorder['storage'] = get('storage')
     if get('storage_preset'):
         recorder['storage_preset'] = get('storage_preset')
+    if get('compression'):
+        if get('compression') not in COMPRESSIONS:
+            msg = (f'launch argument compression must be one of {", ".join(COMPRESSIONS)}, '
+                   f'not {get("compression")!r}')
+            raise ConfigError(msg)
+        recorder['compression'] = get('compression')
     if get('storage_config_file'):
         recorder['storage_config_file'] = _file(get('storage_config_file'),
                                                 'storage_config_file')
     for name in ('max_bagfile_duration', 'max_bagfile_size'):
         if get(name):
             recorder[name] = _int(get(name), name, 0)
+    if get('topic_intervals'):
+        entries = get('topic_intervals').split()
+        parse_intervals(entries, 'launch argument topic_intervals')
+        recorder['topic_intervals'] = entries
+    if get('skip_empty_clouds'):
+        recorder['skip_empty_clouds'] = parse_flag(get('skip_empty_clouds'), 'skip_empty_clouds')
+    if get('clip_mode'):
+        if get('clip_mode') not in CLIP_MODES:
+            msg = (f'launch argument clip_mode must be one of {", ".join(CLIP_MODES)}, '
+                   f'not {get("clip_mode")!r}')
+            raise ConfigError(msg)
+        recorder['clip_mode'] = get('clip_mode')
+    for name in ('clip_before', 'clip_after'):
+        if get(name):
+            recorder[name] = _float(get(name), name, zero=True)
+    if get('clip_events'):
+        entries = get('clip_events').split()
+        parse_event_rules(entries, name='launch argument clip_events')
+        recorder['clip_events'] = entries
+    if get('clip_buffer_bytes'):
+        recorder['clip_buffer_bytes'] = _int(get('clip_buffer_bytes'), 'clip_buffer_bytes', 1)
     if namespace != DEFAULT_NAMESPACE:
         # The recorder's default topic_regex is ^/sensr/: follow the namespace.
         recorder['topic_regex'] = f'^/{re.escape(namespace)}/'

@@ -62,6 +62,9 @@ RANGES: dict[str, tuple[float, float]] = {
     'batch_max_bytes': (1, INT64_MAX),
     'batch_min_bytes': (1, INT64_MAX),
     'batch_max_delay': (0.0, DAY_S),
+    'clip_before': (0.0, DAY_S),
+    'clip_after': (0.0, DAY_S),
+    'clip_buffer_bytes': (1, INT64_MAX),
     # both
     'diagnostics_period': (0.01, DAY_S),
     'stats_log_period': (0.0, DAY_S),

@@ -43,10 +43,21 @@ _NODE_OPTIONS = (
     ('storage_preset', 'recorder', 'storage_preset'),
     ('split_duration', 'recorder', 'max_bagfile_duration'),
     ('split_size', 'recorder', 'max_bagfile_size'),
+    ('compression', 'recorder', 'compression'),
+    ('topic_intervals', 'recorder', 'topic_intervals'),
+    ('skip_empty_clouds', 'recorder', 'skip_empty_clouds'),
+    ('clip_mode', 'recorder', 'clip_mode'),
+    ('clip_before', 'recorder', 'clip_before'),
+    ('clip_after', 'recorder', 'clip_after'),
+    ('clip_events', 'recorder', 'clip_events'),
+    ('clip_buffer_bytes', 'recorder', 'clip_buffer_bytes'),
 )
 
 
 def _parser() -> argparse.ArgumentParser:
+    from sensr_bridge.bag.base import COMPRESSIONS
+    from sensr_bridge.bag.clips import CLIP_MODES
+
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog='Options marked (node) default to the node parameter; given, they override '
@@ -74,6 +85,21 @@ def _parser() -> argparse.ArgumentParser:
                      "per batch), 'resilient'")
     node_option('--split-duration', type=int, help='split the bag every N seconds (0: off)')
     node_option('--split-size', type=int, help='split the bag at N bytes per file (0: off)')
+    node_option('--compression', choices=COMPRESSIONS,
+                help='mcap chunk compression (with --storage mcap), default none')
+    node_option('--interval', dest='topic_intervals', action='append', metavar='REGEX=SECONDS',
+                help="keep at most one message per SECONDS on topics matching REGEX, e.g. "
+                     "'/points$=1.0' (repeatable; first match wins)")
+    node_option('--skip-empty-clouds', action='store_true',
+                help='leave clouds without points out of the bag')
+    node_option('--clip-mode', choices=CLIP_MODES,
+                help='event clips: off (default), with_bag, only (no main bag)')
+    node_option('--clip-before', type=float, help='seconds a clip holds before its event')
+    node_option('--clip-after', type=float, help='seconds a clip records after its event')
+    node_option('--clip-event', dest='clip_events', action='append', metavar='TYPE[@ZONE]',
+                help='zone event that starts a clip: TYPE, TYPE@ZONE_ID, * or *@ZONE_ID '
+                     '(repeatable; default *)')
+    node_option('--clip-buffer-bytes', type=int, help='bound on the clips ring buffer, bytes')
     node_option('--decode-workers', type=int, help='decode processes (0 = in-process)')
     add('--stats-dir', default='',
         help='write bridge_stats.json and recorder_stats.json here at the end')

@@ -8,6 +8,17 @@ whose own thread writes batches (one transaction each). Topics are discovered
 periodically; each subscription's QoS adapts to its publishers (reliable only when every
 publisher offers reliable, like ``ros2 bag record``) and is re-created when a publisher
 that needs a looser QoS appears.
+
+Services (``std_srvs/srv/Trigger``, like ``ros2 bag record``'s): ``~/pause`` and
+``~/resume`` (while paused, messages are counted as ``skipped_paused``, not written),
+``~/split`` (the bag is split between the messages received before and after the call),
+``~/snapshot`` (a clip around now).
+
+Clips (``clip_mode``: ``with_bag`` or ``only``): every message also goes into a ring
+buffer of the last ``clip_before`` seconds (:mod:`sensr_bridge.bag.clips`); a matching
+zone event on ``clip_event_topic`` or a ``~/snapshot`` call writes a bag of its own, next
+to the main bag (or instead of it), from ``clip_before`` before to ``clip_after`` after.
+Intervals and empty-cloud skipping thin the main bag only: clips keep every message.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ if __name__ == '__main__':  # python -m: signals handled before the imports belo
 
     raise SystemExit(recorder_node())
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 import functools
 import importlib
@@ -33,10 +45,21 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
+from std_srvs.srv import Trigger
 
 from sensr_bridge import cdr, malloc
 from sensr_bridge.bag import base as bag
+from sensr_bridge.bag.clips import (
+    CLIP_MODES,
+    Clip,
+    ClipRecorder,
+    ClipStats,
+    EventRule,
+    matching_events,
+    parse_event_rules,
+)
 from sensr_bridge.bag.factory import create_writer
+from sensr_bridge.bag.filters import MessageFilter, parse_intervals
 from sensr_bridge.bag.queue import BatchingWriter, TopicQueueStats
 from sensr_bridge.errors import BagError, ConfigError
 from sensr_bridge.lifecycle import GuardedLifecycleNode
@@ -57,11 +80,35 @@ PARAMETERS: list[tuple[str, Any, str]] = [
     ('storage_preset', '',
      "sqlite3 pragma preset: '' (crash_safe), 'durable' (fsync per batch), 'resilient', ..."),
     ('storage_config_file', '', 'rosbag2 storage config YAML (write: pragmas: [...]).'),
+    ('compression', 'none',
+     "mcap chunk compression: 'none', 'zstd' or 'lz4' (storage mcap only; both writers)."),
     ('max_bagfile_size', 0, 'Split the bag when a file reaches this many bytes; 0 = never.'),
     ('max_bagfile_duration', 0, 'Split the bag every this many seconds; 0 = never.'),
     ('metadata_version', 9, 'metadata.yaml version: 9 (Jazzy, Kilted) or 8 (Humble reads it).'),
     ('topics', [''], 'Topics to record (absolute names); [""] = use topic_regex.'),
     ('topic_regex', '^/sensr/', 'Record every topic whose name matches (when topics is empty).'),
+    ('topic_intervals', [''],
+     "Keep at most one message per interval on the topics that match: 'REGEX=SECONDS' "
+     "entries, first match wins (e.g. ['/points$=1.0']: a cloud a second, other topics in "
+     "full); [''] = every message. The rest is counted as skipped_interval, not lost."),
+    ('skip_empty_clouds', False,
+     'Leave PointCloud2 messages without points out of the bag (counted as skipped_empty).'),
+    ('clip_mode', 'off',
+     "Event clips: 'off', 'with_bag' (clip bags next to the main bag) or 'only' (clip bags, "
+     'no main bag: for sites that cannot keep everything).'),
+    ('clip_before', 10.0, 'Seconds before an event that a clip holds (the ring buffer).'),
+    ('clip_after', 10.0,
+     'Seconds after an event that a clip records; a later event inside an open clip '
+     'extends it by as much.'),
+    ('clip_buffer_bytes', 2 << 30,
+     'Bound on the ring buffer (bytes); reached before clip_before seconds, the oldest '
+     'messages leave early (counted as ring_evicted_early).'),
+    ('clip_events', ['*'],
+     "Zone events that start a clip: 'TYPE', 'TYPE@ZONE_ID', '*' or '*@ZONE_ID' (TYPE: "
+     "ENTRY, EXIT, LOITERING, EXCEEDS_SPEED); [''] = none (~/snapshot only)."),
+    ('clip_event_topic', 'events',
+     "The bridge's zone events (std_msgs/String JSON), relative to the recorder's "
+     'namespace; it must be one of the recorded topics.'),
     ('discovery_period', 0.5, 'Seconds between topic discovery passes.'),
     ('subscription_depth', 50,
      'History depth of the subscriptions: messages DDS keeps for a recorder that falls '
@@ -102,6 +149,9 @@ LOSS_LOG_PERIOD = 5.0
 _MESSAGE_INFO = hasattr(Subscription, 'CallbackType')
 _MATCHED_EVENT = 'matched' in inspect.signature(SubscriptionEventCallbacks).parameters
 
+CLIP_CHECK_PERIOD = 0.1
+"""Seconds between checks for a clip whose end has passed."""
+
 _RELIABILITY = {ReliabilityPolicy.RELIABLE: 'reliable',
                 ReliabilityPolicy.BEST_EFFORT: 'best_effort'}
 _DURABILITY = {DurabilityPolicy.TRANSIENT_LOCAL: 'transient_local',
@@ -122,6 +172,8 @@ def _check_parameters(p: dict[str, Any]) -> None:
          f"{p['writer_backend']!r}"),
         (time.strftime(p['bag_name']).strip() not in ('', '.', '..'),
          f"bag_name {p['bag_name']!r} names no directory"),
+        (p['clip_mode'] in CLIP_MODES,
+         f"clip_mode must be one of {', '.join(CLIP_MODES)}, not {p['clip_mode']!r}"),
     ]
     for ok, text in checks:
         if not ok:
@@ -135,6 +187,33 @@ def _topic_filter(pattern: str) -> re.Pattern[str]:
     except re.error as exc:
         msg = f'topic_regex {pattern!r} is not a valid regular expression: {exc}'
         raise ConfigError(msg) from exc
+
+
+def _storage_options(p: dict[str, Any], path: Path, *, max_bagfile_size: int = 0,
+                     max_bagfile_duration: int = 0,
+                     clip_reason: str = '') -> bag.StorageOptions:
+    """The storage options of the main bag or of a clip bag (``clip_reason`` set)."""
+    custom = {'recorded_by': 'sensr_bridge'}
+    if clip_reason:
+        custom['clip_reason'] = clip_reason
+    return bag.StorageOptions(
+        uri=path, storage_id=p['storage'], max_bagfile_size=max_bagfile_size,
+        max_bagfile_duration=max_bagfile_duration,
+        storage_preset_profile=p['storage_preset'],
+        storage_config_uri=p['storage_config_file'], metadata_version=p['metadata_version'],
+        custom_data=custom, compression=p['compression'])
+
+
+def _batching_writer(p: dict[str, Any], writer: bag.BagWriter, extra_queue_bytes: int,
+                     on_error: Callable[[Exception], None],
+                     stamp_of: Callable[[str, bytes], int | None]) -> BatchingWriter:
+    """A queue for ``writer`` with the batch parameters; a clip's holds its lead-in too."""
+    return BatchingWriter(
+        writer, max_queue_bytes=p['max_queue_bytes'] + extra_queue_bytes,
+        batch_max_messages=p['batch_max_messages'],
+        batch_max_bytes=p['batch_max_bytes'], batch_min_bytes=p['batch_min_bytes'],
+        batch_max_delay_s=p['batch_max_delay'],
+        drop_policy=p['drop_policy'], on_error=on_error, stamp_of=stamp_of)
 
 
 def message_class(type_name: str) -> type:
@@ -166,19 +245,31 @@ class RecorderNode(GuardedLifecycleNode):
         super().__init__(node_name, PARAMETERS, **kwargs)
         self._p: dict[str, Any] = {}
         self._writer: BatchingWriter | None = None
+        self._recording = False
+        self._clips: ClipRecorder | None = None
+        self._clip_rules: list[EventRule] = []
+        self._clip_threads: list[threading.Thread] = []
+        self._clips_written: list[dict[str, Any]] = []
+        self._event_topic = ''
+        self._bad_events = 0
+        self._topic_infos: dict[str, bag.TopicInfo] = {}
         self._subs: dict[str, _Subscription] = {}
         self._rec_timers: list[Any] = []
         self._diag_pub = None
+        self._control_services: list[Any] = []
+        self._paused = False
         self._lock = threading.Lock()
         self._last_message = 0.0
         self._bag_path: Path | None = None
         self._topic_filter: re.Pattern[str] | None = None
+        self._filter = MessageFilter([], skip_empty_clouds=False)
         self.final_stats: bag.BagStats | None = None
         self._last_log_counts: dict[str, int] = {}
         self._loss: dict[str, LossCounter] = {}
         self._loss_logged: dict[str, float] = {}
         self._loss_pending: set[str] = set()
         self.final_loss: dict[str, LossStats] = {}
+        self.final_clips: ClipStats | None = None
 
     @property
     def bag_path(self) -> Path | None:
@@ -200,6 +291,8 @@ class RecorderNode(GuardedLifecycleNode):
             _check_parameters(p)
             topics = [t for t in p['topics'] if t]
             self._topic_filter = None if topics else _topic_filter(p['topic_regex'])
+            message_filter = MessageFilter(parse_intervals(p['topic_intervals']),
+                                           skip_empty_clouds=p['skip_empty_clouds'])
             out_dir = Path(p['output_dir']).expanduser()
             try:
                 out_dir.mkdir(parents=True, exist_ok=True)
@@ -210,35 +303,50 @@ class RecorderNode(GuardedLifecycleNode):
                 msg = f'output_dir {out_dir} is not writable'
                 raise ConfigError(msg)
             self._bag_path = out_dir / time.strftime(p['bag_name'])
-            options = bag.StorageOptions(
-                uri=self._bag_path, storage_id=p['storage'],
-                max_bagfile_size=p['max_bagfile_size'],
-                max_bagfile_duration=p['max_bagfile_duration'],
-                storage_preset_profile=p['storage_preset'],
-                storage_config_uri=p['storage_config_file'],
-                metadata_version=p['metadata_version'],
-                custom_data={'recorded_by': 'sensr_bridge'})
-            writer = create_writer(options, p['writer_backend'])
-            # Built (and its bounds checked) before the bag exists: a bad bound must not
-            # leave an open writer and an empty bag directory behind.
-            batching = BatchingWriter(
-                writer, max_queue_bytes=p['max_queue_bytes'],
-                batch_max_messages=p['batch_max_messages'],
-                batch_max_bytes=p['batch_max_bytes'], batch_min_bytes=p['batch_min_bytes'],
-                batch_max_delay_s=p['batch_max_delay'],
-                drop_policy=p['drop_policy'], on_error=self._writer_failed,
-                stamp_of=self._stamp_of)
-            writer.open()
-            batching.start()
-            self._writer = batching
+            clips = None
+            if p['clip_mode'] != 'off':
+                self._clip_rules = parse_event_rules(p['clip_events'])
+                clips = ClipRecorder(p['clip_before'], p['clip_after'],
+                                     p['clip_buffer_bytes'], self._open_clip)
+            # Built (options and bounds checked) before the bag exists: a bad value must
+            # not leave an open writer and an empty bag directory behind. With clips only
+            # it is never opened: clip bags have the same options, checked here.
+            writer = create_writer(_storage_options(
+                p, self._bag_path, max_bagfile_size=p['max_bagfile_size'],
+                max_bagfile_duration=p['max_bagfile_duration']), p['writer_backend'])
+            batching = _batching_writer(p, writer, 0, self._writer_failed, self._stamp_of)
+            if p['clip_mode'] == 'only':
+                batching = None
+            else:
+                writer.open()
+                batching.start()
         except (ConfigError, BagError, OSError, re.error) as exc:
             self.get_logger().error(f'configuration rejected: {exc}')
             return TransitionCallbackReturn.FAILURE
+        self._writer = batching
+        self._clips = clips
+        self._recording = True
+        self._bad_events = 0
+        self._clips_written = []
+        self._topic_infos = {}
+        name = p['clip_event_topic']
+        self._event_topic = name if name.startswith('/') else (
+            f"{self.get_namespace().rstrip('/')}/{name}")
         self._p = p
         self._topics = topics
+        self._filter = message_filter
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.get_logger().info(f"recording to {self._bag_path} ({p['storage']}, "
-                               f"backend {p['writer_backend']})")
+        self._paused = False
+        group = MutuallyExclusiveCallbackGroup()
+        self._control_services = [
+            self.create_service(Trigger, f'~/{name}', self.guard(f'service {name}', callback),
+                                callback_group=group)
+            for name, callback in (('pause', self._pause), ('resume', self._resume),
+                                   ('split', self._split), ('snapshot', self._snapshot))]
+        where = (f'clips beside {self._bag_path}' if p['clip_mode'] == 'only'
+                 else str(self._bag_path))
+        self.get_logger().info(f"recording to {where} ({p['storage']}, "
+                               f"backend {p['writer_backend']}, clips {p['clip_mode']})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -249,7 +357,7 @@ class RecorderNode(GuardedLifecycleNode):
             configure start a new bag), so a node that records nothing never looks active.
 
         """
-        if self._writer is None:
+        if not self._recording:
             self.get_logger().error(f'cannot activate: the bag {self._bag_path} was closed at '
                                     'deactivation; cleanup and configure to record a new bag')
             return TransitionCallbackReturn.FAILURE
@@ -262,6 +370,9 @@ class RecorderNode(GuardedLifecycleNode):
         if self._p['stats_log_period'] > 0:
             self._rec_timers.append(self.create_timer(self._p['stats_log_period'],
                                                       self._log_stats, callback_group=group))
+        if self._clips is not None:
+            self._rec_timers.append(self.create_timer(CLIP_CHECK_PERIOD, self._close_due_clip,
+                                                      callback_group=group))
         # Buffers of a backlog go back to the kernel within this period after it drains.
         self._rec_timers.append(self.create_timer(MEMORY_RELEASE_PERIOD,
                                                   malloc.release_free_memory,
@@ -279,6 +390,9 @@ class RecorderNode(GuardedLifecycleNode):
         if self._diag_pub is not None:
             self.destroy_publisher(self._diag_pub)
             self._diag_pub = None
+        for service in self._control_services:
+            self.destroy_service(service)
+        self._control_services.clear()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
@@ -296,7 +410,7 @@ class RecorderNode(GuardedLifecycleNode):
         return bool(self._topic_filter.search(name)) and not name.endswith('/transition_event')
 
     def _discover(self) -> None:
-        if self._writer is None:
+        if not self._recording:
             return
         for name, types in self.get_topic_names_and_types():
             if not self._wanted(name) or len(types) != 1:
@@ -331,11 +445,17 @@ class RecorderNode(GuardedLifecycleNode):
                                    durability=_DURABILITY.get(i.qos_profile.durability,
                                                               'volatile'),
                                    depth=i.qos_profile.depth) for i in infos]
+            info = bag.TopicInfo(name, type_name, 'cdr', offered)
             try:
-                self._writer.create_topic(bag.TopicInfo(name, type_name, 'cdr', offered))
+                if self._writer is not None:
+                    self._writer.create_topic(info)
+                if self._clips is not None:
+                    self._clips.add_topic(lambda writer: writer.create_topic(info))
             except BagError as exc:
                 self.get_logger().error(f'{name}: cannot record {type_name}: {exc}')
                 return
+            self._filter.add_topic(name, type_name)
+            self._topic_infos[name] = info
         # A reader's KEEP_LAST history silently overwrites what the executor has not taken
         # yet; 10 (ros2 bag record's default) lost clouds whenever the recorder fell about
         # a second behind on a loaded machine.
@@ -377,8 +497,25 @@ class RecorderNode(GuardedLifecycleNode):
     def _on_message(self, topic: str, data: bytes) -> None:
         writer = self._writer
         self._last_message = time.monotonic()
-        if writer is not None:
-            writer.put(topic, time.time_ns(), data)
+        if not self._recording:
+            return
+        if self._paused:
+            if writer is not None:
+                writer.skip(topic, len(data), 'paused')
+            return
+        t_ns = time.time_ns()
+        clips = self._clips
+        if clips is not None:
+            clips.add(topic, t_ns, data)
+            if topic == self._event_topic:
+                self._check_events(clips, t_ns, data)
+        if writer is None:
+            return
+        reason = self._filter.skip_reason(topic, t_ns, data)
+        if reason is None:
+            writer.put(topic, t_ns, data)
+        else:
+            writer.skip(topic, len(data), reason)
 
     def _on_message_info(self, topic: str, loss: LossCounter, data: bytes,
                          info: dict[str, Any]) -> None:
@@ -419,6 +556,132 @@ class RecorderNode(GuardedLifecycleNode):
             f'(sequence gaps {s.lost_sequence_gap}, DDS message-lost events {s.lost_dds}); '
             'a larger subscription_depth holds more while the recorder is behind')
 
+    # --- services -----------------------------------------------------------------------
+
+    def _pause(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._set_paused(response, paused=True)
+
+    def _resume(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._set_paused(response, paused=False)
+
+    def _set_paused(self, response: Trigger.Response, *, paused: bool) -> Trigger.Response:
+        state = 'paused' if paused else 'recording'
+        if not self._recording:
+            response.success = False
+            response.message = f'not recording (bag {self._bag_path} closed)'
+        elif self._paused == paused:
+            response.success, response.message = True, f'already {state}'
+        else:
+            self._paused = paused
+            response.success, response.message = True, state
+            self.get_logger().info(f'{state} ({self._bag_path})')
+        return response
+
+    def _split(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        writer = self._writer
+        try:
+            if not self._recording:
+                msg = f'not recording (bag {self._bag_path} closed)'
+                raise BagError(msg)
+            if writer is None:
+                msg = 'no main bag to split (clip_mode only)'
+                raise BagError(msg)
+            writer.split()
+        except BagError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        response.success = True
+        response.message = 'split after the messages received so far'
+        self.get_logger().info(f'{self._bag_path}: split requested')
+        return response
+
+    def _snapshot(self, request: Trigger.Request,
+                  response: Trigger.Response) -> Trigger.Response:
+        clips = self._clips
+        if clips is None or not self._recording:
+            response.success = False
+            response.message = ('not recording' if not self._recording
+                                else 'clips are off (clip_mode off)')
+            return response
+        clip = self._start_clip(clips, time.time_ns(), 'snapshot')
+        response.success = clip is not None
+        response.message = (str(self._clip_path(clip)) if clip is not None
+                            else 'the clip bag could not be created (see the log)')
+        return response
+
+    # --- clips --------------------------------------------------------------------------
+
+    def _check_events(self, clips: ClipRecorder, t_ns: int, data: bytes) -> None:
+        """Start or extend a clip for the zone events of an events message that match."""
+        try:
+            reasons = matching_events(data, self._clip_rules)
+        except ValueError as exc:
+            self._bad_events += 1
+            if self._bad_events == 1:
+                self.get_logger().warning(
+                    f'{self._event_topic}: a message that is not zone-event JSON was ignored '
+                    f'for clips ({exc}); further ones are counted (bad_events in /diagnostics)')
+            return
+        if reasons:
+            self._start_clip(clips, t_ns, ' '.join(reasons))
+
+    def _start_clip(self, clips: ClipRecorder, t_ns: int, reason: str) -> Clip | None:
+        try:
+            clip, new = clips.trigger(t_ns, reason)
+        except BagError as exc:
+            self.get_logger().error(f'clip for {reason} not recorded: {exc}')
+            return None
+        if new:
+            self.get_logger().info(
+                f'clip {self._clip_path(clip)}: {reason}, {self._p["clip_before"]:g} s before '
+                f'to {self._p["clip_after"]:g} s after')
+        return clip
+
+    def _clip_path(self, clip: Clip) -> Path:
+        return self._bag_path.with_name(f'{self._bag_path.name}_clip_{clip.index:03d}')
+
+    def _open_clip(self, clip: Clip) -> BatchingWriter:
+        """Create, open and start the writer of a clip bag, with every topic known so far."""
+        p = self._p
+        path = self._clip_path(clip)
+        writer = create_writer(_storage_options(p, path, clip_reason=clip.reasons[0]),
+                                   p['writer_backend'])
+        batching = _batching_writer(
+            p, writer, p['clip_buffer_bytes'],
+            lambda exc: self.get_logger().error(f'clip {path}: writing stopped: {exc}'),
+            self._stamp_of)
+        writer.open()
+        try:
+            for info in list(self._topic_infos.values()):
+                batching.create_topic(info)
+        except BagError:
+            writer.close()
+            raise
+        batching.start()
+        return batching
+
+    def _close_due_clip(self) -> None:
+        """Close the clip whose end has passed, on a thread: draining may take seconds."""
+        clips = self._clips
+        for due in clips.due(time.time_ns()) if clips is not None else ():
+            thread = threading.Thread(target=self._finish_clip, args=due, name='clip-close')
+            self._clip_threads = [t for t in self._clip_threads if t.is_alive()] + [thread]
+            thread.start()
+
+    def _finish_clip(self, clip: Clip, writer: BatchingWriter) -> None:
+        path = self._clip_path(clip)
+        try:
+            stats = writer.close()
+        except BagError as exc:
+            self.get_logger().error(f'clip {path} could not be finished: {exc}')
+            return
+        dropped = sum(t.dropped_messages for t in writer.stats().topics.values())
+        self._clips_written.append({
+            'bag': str(path), 'start_ns': stats.start_ns, 'end_ns': stats.end_ns,
+            'messages': stats.messages, 'dropped': dropped, 'reasons': clip.reasons})
+        self.get_logger().info(f'clip {path} closed: {stats.messages} messages, dropped '
+                               f'{dropped}, events: {", ".join(clip.reasons)}')
+
     def _stamp_of(self, topic: str, data: bytes) -> int | None:
         sub = self._subs.get(topic)
         if sub is None or sub.type not in _HEADER_TYPES:
@@ -453,7 +716,7 @@ class RecorderNode(GuardedLifecycleNode):
         subscription dropped them (CI: 27 of 29 clouds in the bag). Taking here is
         atomic per message, so nothing is recorded twice.
         """
-        if self._writer is None:
+        if not self._recording:
             return
         while True:
             with subscription.handle:
@@ -472,13 +735,25 @@ class RecorderNode(GuardedLifecycleNode):
             self.destroy_subscription(sub.handle)
         self._subs.clear()
         with self._lock:
+            recording, self._recording = self._recording, False
             writer, self._writer = self._writer, None
-        if writer is None:
+            clips, self._clips = self._clips, None
+        if not recording:
             return self.final_stats
         # Final once the subscriptions are gone; the next bag counts from zero.
         self.final_loss, self._loss = self.loss_stats(), {}
         self._loss_logged.clear()
         self._loss_pending.clear()
+        if clips is not None:
+            for due in clips.due(time.time_ns(), all_clips=True):
+                self._finish_clip(*due)
+            for thread in self._clip_threads:
+                thread.join()
+            self._clip_threads.clear()
+            self.final_clips = clips.stats()
+        if writer is None:  # clips only
+            self._write_stats_file(None, None)
+            return None
         try:
             self.final_stats = writer.close()
         except BagError as exc:
@@ -488,13 +763,20 @@ class RecorderNode(GuardedLifecycleNode):
             return None
         queue_stats = writer.stats()
         self.get_logger().info(self.summary_line(queue_stats, final=True))
+        self._write_stats_file(queue_stats, self.final_stats)
+        return self.final_stats
+
+    def _write_stats_file(self, queue_stats: Any, bag_stats: bag.BagStats | None) -> None:
         if self._p.get('stats_file'):
             write_json(self._p['stats_file'], {
-                'bag': str(self._bag_path), 'queue': asdict(queue_stats),
-                'bag_stats': asdict(self.final_stats),
+                'bag': None if bag_stats is None else str(self._bag_path),
+                'queue': None if queue_stats is None else asdict(queue_stats),
+                'bag_stats': None if bag_stats is None else asdict(bag_stats),
                 'lost': {name: asdict(s) for name, s in self.final_loss.items()},
+                'clips': {'stats': None if self.final_clips is None
+                          else asdict(self.final_clips),
+                          'bad_events': self._bad_events, 'written': self._clips_written},
                 'callback_errors': dict(self.callback_errors)})
-        return self.final_stats
 
     # --- statistics ---------------------------------------------------------------------
 
@@ -512,12 +794,13 @@ class RecorderNode(GuardedLifecycleNode):
         received = sum(t.received_messages for t in stats.topics.values())
         written = sum(t.written_messages for t in stats.topics.values())
         dropped = sum(t.dropped_messages for t in stats.topics.values())
+        skipped = sum(t.skipped_messages for t in stats.topics.values())
         lost = sum(s.lost for s in (self.final_loss if final else self.loss_stats()).values())
         mb = sum(t.written_bytes for t in stats.topics.values()) / 1e6
         head = 'bag closed' if final else 'recording'
         return (f'{head}: {self._bag_path}: received {received}, written {written} '
-                f'({mb:.1f} MB), dropped {dropped} {stats.dropped or ""}, lost in DDS '
-                f'{lost}, queue '
+                f'({mb:.1f} MB), skipped {skipped}, dropped {dropped} {stats.dropped or ""}, '
+                f'lost in DDS {lost}, queue '
                 f'{stats.queue_messages} msgs / {stats.queue_bytes / 1e6:.1f} MB, write p99 '
                 f'{stats.write_latency.p99_s * 1e3:.1f} ms, stamp->commit p99 '
                 f'{stats.stamp_latency.p99_s * 1e3:.1f} ms'
@@ -529,12 +812,38 @@ class RecorderNode(GuardedLifecycleNode):
             self.get_logger().info(self.summary_line(stats))
 
     def _publish_diagnostics(self) -> None:
-        stats = self.queue_stats()
-        if stats is None or self._diag_pub is None:
+        if not self._recording or self._diag_pub is None:
             return
         self._flush_loss_logs()
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
+        stats = self.queue_stats()
+        if stats is not None:
+            self._bag_statuses(array, stats)
+        clips = self._clips
+        if clips is not None:
+            array.status.append(self._clips_status(clips))
+        array.status.append(self.callbacks_status(str(self._bag_path)))
+        self._diag_pub.publish(array)
+
+    def _clips_status(self, clips: ClipRecorder) -> DiagnosticStatus:
+        s = clips.stats()
+        written = list(self._clips_written)  # closing threads append to it
+        dropped = sum(c['dropped'] for c in written)
+        values = {'mode': self._p['clip_mode'], 'recording': s.recording,
+                  'started': s.started, 'written': len(written), 'dropped': dropped,
+                  'failed': s.failed, 'ring_messages': s.ring_messages,
+                  'ring_bytes': s.ring_bytes, 'ring_evicted_early': s.ring_evicted_early,
+                  'bad_events': self._bad_events}
+        trouble = s.failed or dropped or s.ring_evicted_early or self._bad_events
+        return DiagnosticStatus(
+            level=DiagnosticStatus.WARN if trouble else DiagnosticStatus.OK,
+            name=f'{self.get_name()}: clips', hardware_id=str(self._bag_path),
+            message='recording a clip' if s.recording else 'waiting for an event',
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+
+    def _bag_statuses(self, array: DiagnosticArray, stats: Any) -> None:
+        """Add the main bag's statuses: one per topic, and the writer's."""
         losses = self.loss_stats()
         for name in sorted(stats.topics.keys() | losses.keys()):
             t = stats.topics.get(name, TopicQueueStats())
@@ -543,8 +852,9 @@ class RecorderNode(GuardedLifecycleNode):
                      else DiagnosticStatus.OK)
             values = {'received': t.received_messages, 'written': t.written_messages,
                       'dropped': t.dropped_messages, 'received_bytes': t.received_bytes,
-                      'written_bytes': t.written_bytes, **{f'dropped_{k}': v
-                                                           for k, v in t.dropped.items()},
+                      'written_bytes': t.written_bytes, 'skipped': t.skipped_messages,
+                      **{f'skipped_{k}': v for k, v in t.skipped.items()},
+                      **{f'dropped_{k}': v for k, v in t.dropped.items()},
                       'lost': loss.lost, 'lost_dds': loss.lost_dds,
                       'lost_sequence_gap': loss.lost_sequence_gap}
             array.status.append(DiagnosticStatus(
@@ -552,7 +862,9 @@ class RecorderNode(GuardedLifecycleNode):
                 message=f'{t.dropped_messages} dropped, {loss.lost} lost in DDS',
                 values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
         level = DiagnosticStatus.ERROR if stats.error else DiagnosticStatus.OK
-        values = {'queue_messages': stats.queue_messages, 'queue_bytes': stats.queue_bytes,
+        state = 'paused' if self._paused else 'recording'
+        values = {'state': state, 'splits': stats.splits,
+                  'queue_messages': stats.queue_messages, 'queue_bytes': stats.queue_bytes,
                   'peak_queue_bytes': stats.peak_queue_bytes, 'batches': stats.batches,
                   'write_p50_ms': round(stats.write_latency.p50_s * 1e3, 2),
                   'write_p99_ms': round(stats.write_latency.p99_s * 1e3, 2),
@@ -563,10 +875,8 @@ class RecorderNode(GuardedLifecycleNode):
                   'stamp_to_commit_max_ms': round(stats.stamp_latency.max_s * 1e3, 2)}
         array.status.append(DiagnosticStatus(
             level=level, name=f'{self.get_name()}: writer', hardware_id=str(self._bag_path),
-            message=stats.error or 'ok',
+            message=stats.error or state,
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
-        array.status.append(self.callbacks_status(str(self._bag_path)))
-        self._diag_pub.publish(array)
 
 
 def main(args: list[str] | None = None) -> int:

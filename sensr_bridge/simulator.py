@@ -1471,6 +1471,42 @@ class Simulator:
             queued += queued_here
         return queued
 
+    def send_zone_event(self, zone_id: int, event_type: str = 'ENTRY',
+                        object_id: int = 1) -> int:
+        """Send an OutputMessage with one zone event now, to every output-port client.
+
+        As SENSR sends its events: a message of its own between the frames, stamped with
+        the time it is sent. Tests trigger on it what SENSR's zone events trigger.
+
+        Args:
+            zone_id: Zone id.
+            event_type: A ``ZoneEvent.Type`` name: ENTRY, EXIT, LOITERING, EXCEEDS_SPEED.
+            object_id: Id of the object the event is about.
+
+        Returns:
+            Number of clients it was queued to.
+
+        Raises:
+            ConfigError: An unknown event type, or no output port served.
+
+        """
+        if event_type not in protocol.ZONE_EVENT_TYPE.values_by_name:
+            msg = f'unknown zone event type {event_type!r}'
+            raise ConfigError(msg)
+        message = protocol.OutputMessage()
+        message.timestamp.FromNanoseconds(time.time_ns())
+        event = message.event.zone.add(
+            id=zone_id, type=protocol.ZONE_EVENT_TYPE.values_by_name[event_type].number)
+        event.timestamp.CopyFrom(message.timestamp)
+        event.object.id = object_id
+        item = _message(_OP_BINARY, message.SerializeToString())
+        port = self._ports[self._roles(OUTPUT)[0]]
+        with self._cond:
+            clients = list(port.clients)
+        queued = sum(client.enqueue(item, overflow_check=False) for client in clients)
+        port.add(injected=queued)
+        return queued
+
     # --- internals ---------------------------------------------------------------------
 
     def _register(self, client: _Client) -> bool:

@@ -9,6 +9,7 @@ import random
 import subprocess
 import threading
 
+from bag_helpers import POINTS, CloudCounter
 from hypothesis import settings
 import pytest
 import rclpy
@@ -118,3 +119,17 @@ def small_fs(tmp_path: Path):
     # Lazily if a failed test left a file open on it: no mount may outlive the test.
     if subprocess.run(['umount', str(mount)], check=False).returncode:
         subprocess.run(['umount', '-l', str(mount)], check=True)
+
+
+@pytest.fixture
+def counter():
+    """Make CloudCounters (bag_helpers) of a topic; closed after the test."""
+    counters = []
+
+    def make(topic=POINTS):
+        counters.append(CloudCounter(topic))
+        return counters[-1]
+
+    yield make
+    for made in counters:
+        made.close()

@@ -153,6 +153,33 @@ def start_bridge(context, executor, sim, **params):
     return node
 
 
+def recorder_node(context, executor, out_dir, name='bag', **params):
+    """Add an unconfigured recorder node (namespace sensr, python writer) to ``executor``."""
+    from rclpy.parameter import Parameter
+
+    from sensr_bridge.recorder_node import RecorderNode
+
+    overrides = [Parameter('output_dir', value=str(out_dir)), Parameter('bag_name', value=name),
+                 Parameter('writer_backend', value='python'), Parameter('autostart', value=False),
+                 Parameter('discovery_period', value=0.1), Parameter('drain_timeout', value=0.5),
+                 Parameter('batch_max_delay', value=0.05), Parameter('stats_log_period', value=0.0)]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    node = RecorderNode(namespace='sensr', context=context, parameter_overrides=overrides)
+    executor.add_node(node)
+    return node
+
+
+def written(node, topic='/sensr/chatter'):
+    """Messages of ``topic`` the recorder ``node`` has written."""
+    stats = node.queue_stats()
+    return stats.topics[topic].written_messages if stats and topic in stats.topics else 0
+
+
+def received(node, topic='/sensr/chatter'):
+    """Messages of ``topic`` the recorder ``node`` has received."""
+    stats = node.queue_stats()
+    return stats.topics[topic].received_messages if stats and topic in stats.topics else 0
+
 # --- child processes ----------------------------------------------------------------------
 
 PY = sys.executable

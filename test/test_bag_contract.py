@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bag_helpers import COUNTER, string_cdr, uint32_cdr
 from helpers import NEEDS_ROSBAG2_PY
 import pytest
 from rosbags.rosbag2 import Reader
@@ -33,9 +34,6 @@ POINTS = TopicInfo('/sensr/points', 'sensor_msgs/msg/PointCloud2',
                    offered_qos=[QosDesc('best_effort', 'volatile', 'keep_last', 5)])
 STATUS = TopicInfo('/sensr/status', 'std_msgs/msg/String',
                    offered_qos=[QosDesc('reliable', 'transient_local', 'keep_last', 1)])
-COUNTER = TopicInfo('/sensr/counter', 'std_msgs/msg/UInt32')
-
-
 @pytest.fixture(params=WRITERS)
 def writer_kind(request: pytest.FixtureRequest) -> tuple[str, str]:
     return request.param
@@ -44,18 +42,6 @@ def writer_kind(request: pytest.FixtureRequest) -> tuple[str, str]:
 def make_writer(kind: tuple[str, str], uri: Path, **options: object):
     backend, storage_id = kind
     return create_writer(StorageOptions(uri, storage_id=storage_id, **options), backend)
-
-
-def string_cdr(text: str) -> bytes:
-    store = typestore()
-    msg = store.types['std_msgs/msg/String'](data=text)
-    return bytes(store.serialize_cdr(msg, 'std_msgs/msg/String'))
-
-
-def uint32_cdr(value: int) -> bytes:
-    store = typestore()
-    msg = store.types['std_msgs/msg/UInt32'](data=value)
-    return bytes(store.serialize_cdr(msg, 'std_msgs/msg/UInt32'))
 
 
 def sample_batches() -> list[list[tuple[str, int, bytes]]]:
@@ -226,6 +212,38 @@ def test_split_by_duration_loses_nothing(writer_kind: tuple[str, str],
                      for f in info['rosbag2_bagfile_information']['files']]
         assert max(durations) <= 1_000_000_000
         assert all(count % 2 == 0 for count in counts)
+
+
+def test_split_on_request_loses_nothing(writer_kind: tuple[str, str], tmp_path: Path) -> None:
+    uri = tmp_path / 'bag'
+    written = []
+    with make_writer(writer_kind, uri) as writer:
+        writer.create_topic(COUNTER)
+        for i, size in enumerate((3, 1, 4)):
+            batch = [(COUNTER.name, 100 * i + j, uint32_cdr(100 * i + j)) for j in range(size)]
+            writer.write_batch(batch)
+            written += batch
+            writer.split()
+        writer.write_batch([(COUNTER.name, 999, uint32_cdr(999))])
+        written.append((COUNTER.name, 999, uint32_cdr(999)))
+    counts = file_counts(uri)
+    # rosbag2 opens a file at every split; ours only once a message needs one.
+    assert [c for c in counts if c] == [3, 1, 4, 1]
+    assert read_all(uri) == written
+    with Reader(uri) as reader:
+        assert reader.message_count == 9
+
+
+def test_split_of_an_empty_file_adds_no_empty_file(tmp_path: Path) -> None:
+    for storage_id in ('sqlite3', 'mcap'):
+        uri = tmp_path / storage_id
+        with make_writer(('python', storage_id), uri) as writer:
+            writer.create_topic(COUNTER)
+            writer.split()
+            writer.write_batch([(COUNTER.name, 1, uint32_cdr(1))])
+            writer.split()
+            writer.split()
+        assert file_counts(uri) == [1]
 
 
 def test_close_is_idempotent_and_final(writer_kind: tuple[str, str], tmp_path: Path) -> None:

@@ -10,12 +10,14 @@ import time
 
 import pytest
 from rosbags.rosbag2 import Reader
+import yaml
 
 from sensr_bridge.bag import queue as queue_module
 from sensr_bridge.bag.base import StorageOptions, TopicInfo
+from sensr_bridge.bag.factory import create_writer
 from sensr_bridge.bag.queue import BatchingWriter
 from sensr_bridge.bag.sqlite3_writer import Sqlite3Writer
-from sensr_bridge.errors import ConfigError, StorageFullError
+from sensr_bridge.errors import BagError, ConfigError, StorageFullError
 
 TOPIC = TopicInfo('/t', 'std_msgs/msg/UInt32')
 OTHER = TopicInfo('/u', 'std_msgs/msg/UInt32')
@@ -297,3 +299,60 @@ def test_invalid_settings(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match='must be > 0'):
         BatchingWriter(writer, max_queue_bytes=0)
     writer.close()
+
+
+def test_skipped_messages_are_received_and_counted_apart_from_drops(tmp_path: Path) -> None:
+    writer = open_writer(tmp_path / 'bag')
+    queue = BatchingWriter(writer)
+    queue.start()
+    queue.put(TOPIC.name, 1, message(1))
+    queue.skip(TOPIC.name, 8, 'interval')
+    queue.skip(TOPIC.name, 8, 'interval')
+    queue.skip(TOPIC.name, 0, 'empty')
+    queue.close()
+    topic = queue.stats().topics[TOPIC.name]
+    assert (topic.received_messages, topic.received_bytes) == (4, 24)
+    assert topic.skipped == {'interval': 2, 'empty': 1}
+    assert topic.skipped_messages == 3
+    assert (topic.written_messages, topic.dropped_messages) == (1, 0)
+    assert read_stamps(tmp_path / 'bag') == [1]
+
+
+@pytest.mark.parametrize('storage_id', ['sqlite3', 'mcap'])
+def test_split_between_messages_queued_before_and_after(tmp_path: Path, storage_id: str) -> None:
+    writer = create_writer(StorageOptions(tmp_path / 'bag', storage_id=storage_id), 'python')
+    writer.open()
+    writer.create_topic(TOPIC)
+    # A long delay: nothing is written before a split or close makes the queue due.
+    queue = BatchingWriter(writer, batch_max_messages=100, batch_max_delay_s=60)
+    for i in range(3):
+        queue.put(TOPIC.name, i, message(i))
+    queue.split()
+    queue.split()  # nothing between two splits: no empty file
+    for i in range(3, 8):
+        queue.put(TOPIC.name, i, message(i))
+    queue.start()
+    queue.split()
+    queue.put(TOPIC.name, 8, message(8))
+    queue.close()
+    info = yaml.safe_load((tmp_path / 'bag' / 'metadata.yaml').read_text())
+    assert [f['message_count'] for f in info['rosbag2_bagfile_information']['files']] == [
+        3, 5, 1]
+    assert read_stamps(tmp_path / 'bag') == list(range(9))
+    assert queue.stats().splits == 3
+    with pytest.raises(BagError, match='cannot split'):
+        queue.split()
+
+
+def test_split_refused_at_once_by_a_writer_that_cannot(tmp_path: Path) -> None:
+    writer = open_writer(tmp_path / 'bag')
+    writer.can_split = False  # as rosbag2_py's writer on Humble
+    queue = BatchingWriter(writer)
+    queue.start()
+    with pytest.raises(BagError, match='no split on request'):
+        queue.split()
+    with pytest.raises(BagError, match='no split on request'):
+        writer.split()
+    assert queue.put(TOPIC.name, 1, message(1))
+    assert queue.close().messages == 1  # writing goes on
+    assert queue.stats().error is None

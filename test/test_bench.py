@@ -15,6 +15,7 @@ import zlib
 from helpers import NEEDS_ROS2_CLI, NEEDS_ROSBAG2_PY
 import pytest
 
+from sensr_bridge import bench_storage
 from sensr_bridge.bench import (
     ID_WINDOW,
     Expected,
@@ -84,19 +85,21 @@ def test_bridge_mode_counts_every_stage(tmp_path):
     assert run['tracebacks'] == 0
 
 
-@pytest.mark.parametrize(('composed', 'storage'), [
-    (False, 'sqlite3'), (True, 'sqlite3'), (True, 'mcap')],
-    ids=['separate', 'composed', 'composed-mcap'])
-def test_e2e_mode_verifies_the_bag(tmp_path, composed, storage):
+@pytest.mark.parametrize(('composed', 'options'), [
+    (False, []), (True, []), (True, ['--storage', 'mcap']),
+    (False, ['--storage', 'mcap', '--compression', 'zstd', '--writer-backend', 'python'])],
+    ids=['separate', 'composed', 'composed-mcap', 'mcap-zstd'])
+def test_e2e_mode_verifies_the_bag(tmp_path, composed, options):
     # Capacity is the benchmark's business (its exit code says whether the run was
     # lossless); this test checks that the bag is verified and every loss is accounted
     # for. On a busy CI machine the composed process has stalled at start for over a
     # second (Jazzy: 3 of 15 frames dropped by the simulator, as SENSR drops a slow client).
     rate = '5' if composed else '10'
-    args = ['e2e', '--rate', rate, '--duration', '3', '--storage', storage]
-    r = run_bench(tmp_path, *args, *(['--composed'] if composed else []))
+    args = ['e2e', '--rate', rate, '--duration', '3', *options] + (
+        ['--composed'] if composed else [])
+    r = run_bench(tmp_path, *args)
     run = r['runs'][0]
-    assert run['storage'] == storage
+    assert run['storage'] == ('mcap' if '--storage' in options else 'sqlite3')
     assert r['code'] in (0, 1), r['out']
     assert r['code'] == (0 if run['lossless'] else 1)
     assert run['sent'] == run['received'] + run['sim_dropped'], r['out']
@@ -123,6 +126,7 @@ def test_recorder_mode_reports_what_was_written(tmp_path):
 @pytest.mark.parametrize('options', [
     pytest.param(('--writer-backend', 'rosbag2_py'), marks=NEEDS_ROSBAG2_PY, id='rosbag2_py'),
     pytest.param(('--recorder', 'ros2bag'), marks=NEEDS_ROS2_CLI, id='ros2bag'),
+    pytest.param(('--writer-backend', 'python', '--compression', 'lz4'), id='python-lz4'),
 ])
 def test_recorder_mode_measures_other_writers(tmp_path, options):
     r = run_bench(tmp_path, 'recorder', '--rate', '10', '--duration', '2', '--storage', 'mcap',
@@ -137,7 +141,8 @@ def test_recorder_mode_measures_other_writers(tmp_path, options):
         assert run['writer_backend'] is None
         assert '-s mcap' in run['recorder_cmd']
     else:
-        assert (run['recorder'], run['writer_backend']) == ('ours', 'rosbag2_py')
+        assert (run['recorder'], run['writer_backend']) == ('ours', options[1])
+        assert run['compression'] == (options[3] if len(options) > 2 else 'none')
 
 
 def test_recorder_matrix_prints_one_table(tmp_path):
@@ -176,3 +181,16 @@ def test_matrix_options_need_matrix_and_the_recorder_mode(capsys):
             main(argv)
         assert exc.value.code == 2, argv
     capsys.readouterr()
+
+
+def test_storage_compression_mode(tmp_path):
+    out = tmp_path / 'rows.json'
+    assert bench_storage.main(['--compression', 'none,zstd,lz4', '--count', '4', '--points',
+                               '20000', '--frames', '2', '--json', str(out)]) == 0
+    rows = {r['compression']: r for r in json.loads(out.read_text())}
+    assert set(rows) == {'none', 'zstd', 'lz4'}
+    assert 0.99 < rows['none']['ratio'] <= 1.0  # the file adds its records, nothing more
+    # The simulator's clouds are realistic: they compress, zstd better than lz4.
+    assert rows['zstd']['ratio'] > rows['lz4']['ratio'] > 1.05
+    assert all(r['clouds'] == 4 and r['clouds_per_s'] > 0 and r['cpu_ms_per_cloud'] > 0
+               for r in rows.values())

@@ -503,6 +503,13 @@ def test_defaults_plan():
     ({'simulate': 'true', 'output_port': '0', 'point_port': '0'}, 'non-zero'),
     ({'simulate': 'true', 'sim_rate': '0'}, 'sim_rate'),
     ({'simulate': 'true', 'sim_points': 'many'}, 'sim_points'),
+    ({'topic_intervals': '/points'}, 'topic_intervals'),
+    ({'topic_intervals': '/points=1 ([=2'}, 'topic_intervals'),
+    ({'skip_empty_clouds': 'yes'}, 'skip_empty_clouds'),
+    ({'compression': 'gzip'}, 'compression'),
+    ({'clip_mode': 'on'}, 'clip_mode'), ({'clip_before': '-1'}, 'clip_before'),
+    ({'clip_after': 'soon'}, 'clip_after'), ({'clip_events': 'ENTRY@x'}, 'clip_events'),
+    ({'clip_events': 'ENTER'}, 'clip_events'), ({'clip_buffer_bytes': '0'}, 'clip_buffer_bytes'),
 ])
 def test_invalid_arguments(values, message):
     with pytest.raises(ConfigError, match=message):
@@ -558,7 +565,9 @@ def test_overrides_are_node_parameters_of_the_declared_type():
     everything.update(host='h', output_dir='d', storage='mcap', storage_preset='resilient',
                       storage_config_file=str(ROOT / 'config' / 'storage_default.yaml'),
                       params_file='', namespace='other', rviz='false', composed='false',
-                      simulate='false')
+                      simulate='false', topic_intervals='/points$=1.0 ^/sensr/objects=0.5',
+                      compression='zstd', clip_mode='with_bag', clip_events='ENTRY@3 *',
+                      clip_before='0')
     plan = launch_support.record_plan(everything)
     for node, declared in ((plan.bridge, BRIDGE), (plan.recorder, RECORDER)):
         types_ = {name: type(default) for name, default, _ in declared}
@@ -567,7 +576,14 @@ def test_overrides_are_node_parameters_of_the_declared_type():
             {name: types_[name] for name in overrides}
     assert set(plan.recorder.parameters[-1]) >= {'output_dir', 'storage', 'storage_preset',
                                                  'storage_config_file', 'max_bagfile_duration',
-                                                 'max_bagfile_size', 'topic_regex'}
+                                                 'max_bagfile_size', 'topic_regex',
+                                                 'topic_intervals', 'skip_empty_clouds',
+                                                 'compression', 'clip_mode', 'clip_before',
+                                                 'clip_after', 'clip_events',
+                                                 'clip_buffer_bytes'}
+    assert plan.recorder.parameters[-1]['clip_events'] == ['ENTRY@3', '*']
+    assert plan.recorder.parameters[-1]['topic_intervals'] == ['/points$=1.0',
+                                                               '^/sensr/objects=0.5']
 
 
 def test_sigterm_timeouts_cover_the_drains():

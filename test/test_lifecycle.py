@@ -17,7 +17,7 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
-from helpers import start_bridge, wait_until
+from helpers import received, recorder_node, start_bridge, wait_until, written
 import psutil
 import pytest
 import rclpy
@@ -229,27 +229,6 @@ class Talker:
 
     def subscribers(self):
         return self.pub.get_subscription_count()
-
-
-def recorder_node(context, executor, out_dir, name='bag', **params):
-    overrides = [Parameter('output_dir', value=str(out_dir)), Parameter('bag_name', value=name),
-                 Parameter('writer_backend', value='python'), Parameter('autostart', value=False),
-                 Parameter('discovery_period', value=0.1), Parameter('drain_timeout', value=0.5),
-                 Parameter('batch_max_delay', value=0.05), Parameter('stats_log_period', value=0.0)]
-    overrides += [Parameter(k, value=v) for k, v in params.items()]
-    node = RecorderNode(namespace='sensr', context=context, parameter_overrides=overrides)
-    executor.add_node(node)
-    return node
-
-
-def written(node, topic='/sensr/chatter'):
-    stats = node.queue_stats()
-    return stats.topics[topic].written_messages if stats and topic in stats.topics else 0
-
-
-def received(node, topic='/sensr/chatter'):
-    stats = node.queue_stats()
-    return stats.topics[topic].received_messages if stats and topic in stats.topics else 0
 
 
 def bag_strings(path):

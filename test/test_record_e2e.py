@@ -117,3 +117,21 @@ def test_only_given_options_override_node_parameters():
         'bridge': [('host', '10.0.0.2'), ('stats_file', '/s/bridge_stats.json')],
         'recorder': [('storage', 'mcap'), ('max_bagfile_duration', 30),
                      ('stats_file', '/s/recorder_stats.json')]}
+
+
+def test_recording_control_options_set_declared_parameters():
+    from sensr_bridge.record import _parser, node_overrides
+    from sensr_bridge.recorder_node import PARAMETERS
+
+    declared = {name: type(default) for name, default, _ in PARAMETERS}
+    argv = ['--interval', '/points$=1.0', '--interval', 'objects=0.5', '--skip-empty-clouds',
+            '--compression', 'lz4', '--clip-mode', 'only', '--clip-before', '5',
+            '--clip-after', '2.5', '--clip-event', 'ENTRY@3', '--clip-event', 'LOITERING',
+            '--clip-buffer-bytes', '1000000']
+    recorder = {p.name: p.value for p in node_overrides(_parser().parse_args(argv))['recorder']}
+    assert recorder == {
+        'topic_intervals': ['/points$=1.0', 'objects=0.5'], 'skip_empty_clouds': True,
+        'compression': 'lz4', 'clip_mode': 'only', 'clip_before': 5.0, 'clip_after': 2.5,
+        'clip_events': ['ENTRY@3', 'LOITERING'], 'clip_buffer_bytes': 1_000_000}
+    assert {name: type(value) for name, value in recorder.items()} == {
+        name: declared[name] for name in recorder}

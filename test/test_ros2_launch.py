@@ -23,9 +23,9 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 
+from bag_helpers import POINTS, bag_info_count, play_and_count
 from helpers import NEEDS_INSTALLED_PACKAGE, NEEDS_LAUNCH, NEEDS_ROS2_CLI, free_ports, wait_until
 import psutil
 import pytest
@@ -36,7 +36,6 @@ from sensr_bridge import launch_support, paths
 pytestmark = [NEEDS_LAUNCH, NEEDS_ROS2_CLI, NEEDS_INSTALLED_PACKAGE]
 
 NAMESPACE = launch_support.DEFAULT_NAMESPACE
-POINTS = f'/{NAMESPACE}/points'
 SIM_POINTS = '20000'  # 400 KB clouds: what is checked does not depend on their size
 RECORD_S = 8.0  # after the bridge connected (startup takes 3-10 s on a loaded machine)
 START_TIMEOUT_S = 60.0
@@ -148,126 +147,6 @@ def launch(tmp_path):
     yield start
     for run in runs:
         run.close()
-
-
-class CloudCounter:
-    """A reliable KEEP_ALL PointCloud2 subscriber in this process (rclpy)."""
-
-    def __init__(self, topic):
-        import rclpy
-        from rclpy.event_handler import SubscriptionEventCallbacks
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import PointCloud2
-
-        # conftest put the large-data profile into the environment before rclpy loaded:
-        # with Fast DDS defaults clouds from another process do not arrive.
-        assert all(os.environ.get(k) == v for k, v in paths.dds_environment().items())
-        self.count = 0
-        self.cond = threading.Condition()
-        self.matched = threading.Event()
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node('launch_test_counter', context=self.context)
-        self.node.create_subscription(
-            PointCloud2, topic, self._got,
-            QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE),
-            raw=True, event_callbacks=SubscriptionEventCallbacks(
-                matched=lambda info: info.current_count and self.matched.set()))
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._spinner = threading.Thread(target=self._spin, daemon=True)
-        self._spinner.start()
-
-    def _spin(self):
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.1)
-
-    def _got(self, _data):
-        with self.cond:
-            self.count += 1
-            self.cond.notify_all()
-
-    def wait_count(self, count, timeout):
-        with self.cond:
-            return self.cond.wait_for(lambda: self.count >= count, timeout)
-
-    def call(self, service_type, name, timeout=30.0, attempts=6):
-        """Call an idempotent service (empty request) until it answers (bounded).
-
-        A request sent right after ``wait_for_service`` can go unanswered: the server's
-        reply writer may not have matched this client's reader yet (CI: the player's
-        ``resume`` never answered in 30 s). So the request is sent again.
-        """
-        client = self.node.create_client(service_type, name)
-        assert client.wait_for_service(timeout_sec=timeout), f'no service {name}'
-        for _ in range(attempts):
-            future = client.call_async(service_type.Request())
-            if wait_until(future.done, timeout / attempts, 0.02):
-                return future.result()
-            client.remove_pending_request(future)
-        raise AssertionError(f'{name} did not answer {attempts} requests in {timeout} s')
-
-    def close(self):
-        import rclpy
-
-        self._stop.set()
-        self._spinner.join(5)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-
-
-@pytest.fixture
-def counter():
-    counters = []
-
-    def make(topic=POINTS):
-        counters.append(CloudCounter(topic))
-        return counters[-1]
-
-    yield make
-    for made in counters:
-        made.close()
-
-
-def bag_info_count(bag, topic):
-    """Messages of ``topic`` in ``bag`` as the real ``ros2 bag info`` prints them."""
-    info = subprocess.run(['ros2', 'bag', 'info', str(bag)], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert info.returncode == 0, info.stdout + info.stderr
-    match = re.search(rf'Topic: {re.escape(topic)} \| Type: [^|]+\| Count: (\d+)', info.stdout)
-    assert match, info.stdout
-    return int(match.group(1)), info.stdout
-
-
-def play_and_count(bag, expected, counter):
-    """``ros2 bag play`` the clouds of ``bag`` to a subscriber; return what it received.
-
-    The player starts paused and is resumed only once the subscriber matched its
-    publisher (its recorded QoS is reliable and volatile: what it publishes before the
-    match is not delivered), and waits for every cloud to be acknowledged before it exits.
-    """
-    sub = counter(POINTS)
-    from rosbag2_interfaces.srv import Resume
-
-    play = subprocess.Popen(
-        ['ros2', 'bag', 'play', '--start-paused', '--disable-keyboard-controls', '--topics',
-         POINTS, '--rate', '4', '--wait-for-all-acked', '10000', str(bag)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, **paths.dds_environment()})
-    try:
-        assert sub.matched.wait(60), 'the player never matched the subscriber'
-        sub.call(Resume, '/rosbag2_player/resume')
-        out, _ = play.communicate(timeout=120)
-    finally:
-        if play.poll() is None:
-            os.killpg(play.pid, signal.SIGKILL)
-            play.wait()
-    assert play.returncode == 0, out
-    sub.wait_count(expected, 10)  # the last acknowledged clouds may still be in the executor
-    return sub.count, out
 
 
 def first_index(text, needle):

@@ -722,3 +722,26 @@ def test_cli_rejects_bad_fault():
     assert proc.returncode == 2
     assert 'invalid fault' in err
 
+
+
+def test_send_zone_event_between_frames(make_sim, connect):
+    sim = make_sim(event_interval_s=None)
+    ws = connect(sim.url('output'))
+    read_until(ws, lambda opcode, data: is_regular('output', opcode, data))
+    assert sim.send_zone_event(3, 'LOITERING', object_id=7) == 1
+
+    def is_zone_event(opcode, data):
+        return opcode == BINARY and bool(protocol.parse_output(data).event.zone)
+
+    _, data = read_until(ws, is_zone_event)
+    message = protocol.parse_output(data)
+    [event] = message.event.zone
+    assert (event.id, protocol.enum_name(protocol.ZONE_EVENT_TYPE, event.type),
+            event.object.id) == (3, 'LOITERING', 7)
+    assert event.timestamp == message.timestamp
+    assert not message.HasField('stream')
+    with pytest.raises(ConfigError, match='unknown zone event type'):
+        sim.send_zone_event(3, 'TELEPORT')
+    no_output = make_sim(output_port=None)
+    with pytest.raises(ConfigError, match='not served'):
+        no_output.send_zone_event(3)

@@ -5,7 +5,8 @@
 A writer takes batches of already serialized (CDR) messages, each a tuple of topic
 name, receive timestamp in nanoseconds and the bytes. A batch is the unit of
 durability: the sqlite3 writer commits it as one transaction, and a bag is only
-split between two batches, so a split never loses or tears a batch.
+split between two batches (by its size or duration limits, or by ``split()``), so a
+split never loses or tears a batch.
 
 Writers are safe to call from several threads: calls are serialized by a lock,
 and ``stats`` can be read while a batch is being written.
@@ -39,6 +40,7 @@ RELIABILITIES = ('reliable', 'best_effort')
 DURABILITIES = ('volatile', 'transient_local')
 HISTORIES = ('keep_last', 'keep_all')
 STORAGE_IDS = ('sqlite3', 'mcap')
+COMPRESSIONS = ('none', 'zstd', 'lz4')
 METADATA_VERSIONS = (8, 9)
 
 
@@ -111,6 +113,7 @@ class StorageOptions:
         metadata_version: metadata.yaml version: 9 (Jazzy and newer) or 8 (readable by
             Humble).
         custom_data: String pairs stored in the bag metadata.
+        compression: mcap chunk compression: 'none', 'zstd' or 'lz4' (mcap only).
 
     Raises:
         ConfigError: A field has an invalid value.
@@ -125,11 +128,19 @@ class StorageOptions:
     storage_config_uri: str = ''
     metadata_version: int = 9
     custom_data: dict[str, str] = field(default_factory=dict)
+    compression: str = 'none'
 
     def __post_init__(self) -> None:
         """Validate the fields."""
         if self.storage_id not in STORAGE_IDS:
             msg = f'storage_id must be one of {STORAGE_IDS}, not {self.storage_id!r}'
+            raise ConfigError(msg)
+        if self.compression not in COMPRESSIONS:
+            msg = f'compression must be one of {COMPRESSIONS}, not {self.compression!r}'
+            raise ConfigError(msg)
+        if self.compression != 'none' and self.storage_id != 'mcap':
+            msg = (f'compression {self.compression!r} needs storage mcap (chunk compression); '
+                   f'{self.storage_id} bags are written uncompressed')
             raise ConfigError(msg)
         if self.metadata_version not in METADATA_VERSIONS:
             msg = (f'metadata_version must be one of {METADATA_VERSIONS}, '
@@ -282,6 +293,26 @@ class BagWriter(abc.ABC):
                         stats.start_ns, stamp)
                     stats.end_ns = stamp if stats.end_ns is None else max(stats.end_ns, stamp)
 
+    can_split = True
+    """Whether :meth:`split` is supported (rosbag2_py's writer binds it from Jazzy on)."""
+
+    def split(self) -> None:
+        """Finish the current storage file; the next batch starts a new one.
+
+        Nothing happens when the current file holds no message yet.
+
+        Raises:
+            BagError: The writer is not open or cannot split, or the split failed.
+
+        """
+        with self._lock:
+            self._require_open()
+            if not self.can_split:
+                msg = (f'bag writer for {self.options.uri} has no split on request '
+                       '(rosbag2_py before Jazzy)')
+                raise BagError(msg)
+            self._split()
+
     def close(self) -> BagStats:
         """Finish the bag and write metadata.yaml; later calls return the same stats.
 
@@ -349,6 +380,10 @@ class BagWriter(abc.ABC):
     @abc.abstractmethod
     def _write_batch(self, messages: Sequence[Message]) -> None:
         """Write a non-empty batch whose topics all exist."""
+
+    @abc.abstractmethod
+    def _split(self) -> None:
+        """Finish the current storage file if it holds a message."""
 
     @abc.abstractmethod
     def _close(self) -> None:

@@ -8,10 +8,11 @@ The file has the layout rosbags writes (and reads back), with rosbag2's file nam
 
 Limits, stated rather than worked around:
 
-- No splitting: ``max_bagfile_size`` or ``max_bagfile_duration`` other than 0 raise
-  ``ConfigError``; use the rosbag2_py backend
-  (``create_writer(options, backend='rosbag2_py')``) to split mcap bags.
-- No presets or storage config: those are options of rosbag2's mcap plugin.
+- Split on request only (``split()``: ``<bag>_1.mcap`` and on, each a complete file):
+  ``max_bagfile_size`` or ``max_bagfile_duration`` other than 0 raise ``ConfigError``;
+  use the rosbag2_py backend (``create_writer(options, backend='rosbag2_py')``) for those.
+- No presets or storage config: those are options of rosbag2's mcap plugin. Chunk
+  compression (``compression``: zstd or lz4) is ours.
 - Not crash-safe: each batch is in the file when ``write_batch`` returns, but the
   summary and metadata.yaml are written only in ``close()``; a process killed before
   leaves an mcap without summary that needs ``mcap recover``. Use the sqlite3 writer
@@ -73,6 +74,7 @@ class McapWriter(BagWriter):
                    'need the rosbag2_py backend; the python mcap writer has none')
             raise ConfigError(msg)
         self._file: McapFile | None = None
+        self._closed_files: list[FileRecord] = []
         self._channels: dict[str, int] = {}
         self._records: dict[str, TopicRecord] = {}
         self._distro = ros_distro()
@@ -81,13 +83,21 @@ class McapWriter(BagWriter):
         return bag_error(f'{what} {self.options.path}: {err}', err)
 
     def _open(self) -> None:
+        create_bag_dir(self.options.path)
+        self._open_file()
+
+    def _open_file(self) -> None:
+        """Start the next storage file, with every topic created so far."""
         path = self.options.path
-        create_bag_dir(path)
+        compression = '' if self.options.compression == 'none' else self.options.compression
         try:
-            self._file = McapFile(path / f'{path.name}_0.mcap', LIBRARY)
+            self._file = McapFile(path / f'{path.name}_{len(self._closed_files)}.mcap',
+                                  LIBRARY, compression)
         except OSError as err:
             raise self._fail(err, 'cannot create bag') from err
         self._add_file(self._file.path.name)
+        for record in self._records.values():
+            self._add_channel(record)
 
     def _create_topic(self, topic: TopicInfo) -> None:
         definition = type_definition(topic.type)
@@ -96,15 +106,23 @@ class McapWriter(BagWriter):
                    f'typestore, and mcap needs its definition')
             raise ConfigError(msg)
         qos = serialize_qos(topic.offered_qos, self.options.metadata_version)
-        self._file.add_schema(topic.type, definition.encoding, definition.text)
-        self._channels[topic.name] = self._file.add_channel(
-            topic.name, topic.type, topic.serialization_format,
-            {'offered_qos_profiles': qos, 'topic_type_hash': definition.type_hash})
-        self._records[topic.name] = TopicRecord(topic.name, topic.type,
-                                                topic.serialization_format, qos,
-                                                definition.type_hash, 0)
+        record = TopicRecord(topic.name, topic.type, topic.serialization_format, qos,
+                             definition.type_hash, 0)
+        if self._file is not None:
+            self._add_channel(record)
+        self._records[topic.name] = record
+
+    def _add_channel(self, record: TopicRecord) -> None:
+        definition = type_definition(record.type)
+        self._file.add_schema(record.type, definition.encoding, definition.text)
+        self._channels[record.name] = self._file.add_channel(
+            record.name, record.type, record.serialization_format,
+            {'offered_qos_profiles': record.offered_qos_profiles,
+             'topic_type_hash': record.type_description_hash})
 
     def _write_batch(self, messages: Sequence[Message]) -> None:
+        if self._file is None:
+            self._open_file()
         try:
             for topic, stamp, data in messages:
                 self._file.write(self._channels[topic], stamp, data)
@@ -112,20 +130,30 @@ class McapWriter(BagWriter):
         except OSError as err:
             raise self._fail(err, 'cannot write to') from err
 
-    def _info(self) -> dict[str, object]:
-        file = self._file
-        count = file.message_count
+    def _info(self, files: list[FileRecord]) -> dict[str, object]:
         return build_metadata(
             version=self.options.metadata_version, storage_id='mcap',
-            topics=with_counts(self._records.values(), self.stats),
-            files=[FileRecord(file.path.name, file.start_ns if count else None,
-                              file.end_ns if count else None, count)],
+            topics=with_counts(self._records.values(), self.stats), files=files,
             custom_data=self.options.custom_data, distro=self._distro)
 
-    def _close(self) -> None:
-        info = self._info()
+    def _finish_file(self) -> None:
+        """Close the current file, with the bag's metadata so far in it."""
+        file, self._file = self._file, None
+        count = file.message_count
+        current = FileRecord(file.path.name, file.start_ns if count else None,
+                             file.end_ns if count else None, count)
         try:
-            self._file.close(dump_yaml(info))
+            file.close(dump_yaml(self._info([*self._closed_files, current])))
         except OSError as err:
             raise self._fail(err, 'cannot finish') from err
-        write_metadata_file(self.options.path, info)
+        self._closed_files.append(current)
+
+    def _split(self) -> None:
+        # The next batch opens the next file: a split with nothing after it adds none.
+        if self._file is not None and self._file.message_count:
+            self._finish_file()
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._finish_file()
+        write_metadata_file(self.options.path, self._info(self._closed_files))

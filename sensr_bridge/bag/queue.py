@@ -19,6 +19,12 @@ dropped with reason 'storage_full' or 'write_error', ``on_error`` is called once
 without one, the error is logged through :mod:`logging`), and ``close()`` still closes
 the writer so the bag holds everything committed.
 
+``split()`` splits the bag between the messages queued before the call and those after:
+the writer thread writes what was queued, calls the writer's ``split``, and goes on.
+
+Messages the recorder leaves out on purpose (an interval, a pause) are counted with
+``skip``: received and skipped per reason, never dropped.
+
 Drop reasons: 'queue_full' (byte bound), 'too_large' (a message larger than the
 bound), 'unknown_topic' (``create_topic`` not called), 'closed' (``put`` after
 ``close``), 'close_timeout' (still queued when ``close``'s timeout expired),
@@ -52,6 +58,11 @@ class _Item(NamedTuple):
     stamp: int
     data: bytes
     queued_at: float
+    seq: int  # position among the messages queued, for split()
+
+
+_SPLIT: list[_Item] = []
+"""What the writer thread is handed when a split is due instead of a batch."""
 
 
 @dataclass
@@ -65,6 +76,7 @@ class TopicQueueStats:
         written_bytes: Their payload bytes.
         dropped: Dropped messages per reason.
         dropped_bytes: Payload bytes dropped.
+        skipped: Messages left out on purpose (``skip``), per reason: not a loss.
 
     """
 
@@ -74,11 +86,17 @@ class TopicQueueStats:
     written_bytes: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     dropped_bytes: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def dropped_messages(self) -> int:
         """Dropped messages for all reasons."""
         return sum(self.dropped.values())
+
+    @property
+    def skipped_messages(self) -> int:
+        """Skipped messages for all reasons."""
+        return sum(self.skipped.values())
 
 
 @dataclass
@@ -91,6 +109,7 @@ class QueueStats:
         queue_bytes: Their payload bytes.
         peak_queue_bytes: Highest ``queue_bytes`` seen.
         batches: Batches written.
+        splits: Splits done on request (``split``).
         write_latency: Duration of ``write_batch`` calls (p50, p99 and max).
         commit_latency: From a message's receive timestamp to its batch committed.
         stamp_latency: From a message's own header stamp (``stamp_of``) to committed.
@@ -103,6 +122,7 @@ class QueueStats:
     queue_bytes: int = 0
     peak_queue_bytes: int = 0
     batches: int = 0
+    splits: int = 0
     write_latency: LatencyStats = field(default_factory=LatencyStats)
     commit_latency: LatencyStats = field(default_factory=LatencyStats)
     stamp_latency: LatencyStats = field(default_factory=LatencyStats)
@@ -168,6 +188,8 @@ class BatchingWriter:
         self._on_error = on_error
         self._cond = threading.Condition()
         self._queue: deque[_Item] = deque()
+        self._seq = 0
+        self._splits: deque[int] = deque()  # seq of the first message after each split
         self._known_topics = set(writer.topics)
         self._stats = QueueStats(topics={name: TopicQueueStats() for name in writer.topics})
         self._latency = LatencyWindow()
@@ -233,12 +255,51 @@ class BatchingWriter:
                 old = self._evict(size)
                 self._stats.queue_bytes -= len(old.data)
                 self._count_drop(old.topic, len(old.data), 'queue_full')
-            self._queue.append(_Item(topic, t_ns, data, time.monotonic()))
+            self._queue.append(_Item(topic, t_ns, data, time.monotonic(), self._seq))
+            self._seq += 1
             self._stats.queue_bytes += size
             self._stats.peak_queue_bytes = max(self._stats.peak_queue_bytes,
                                                self._stats.queue_bytes)
             self._cond.notify_all()
             return True
+
+    def skip(self, topic: str, size: int, reason: str) -> None:
+        """Count a message received but left out on purpose (an interval, pause, ...).
+
+        Args:
+            topic: Topic name.
+            size: Its payload bytes (counted as received).
+            reason: Why it was left out.
+
+        """
+        with self._cond:
+            entry = self._topic_stats(topic)
+            entry.received_messages += 1
+            entry.received_bytes += size
+            entry.skipped[reason] = entry.skipped.get(reason, 0) + 1
+
+    def split(self) -> None:
+        """Split the bag after the messages queued so far; returns at once.
+
+        The writer thread writes what is queued now into the current file, then starts a
+        new one; messages ``put`` after this call go to the new file. No message is lost
+        or written twice across the split.
+
+        Raises:
+            BagError: Writing has stopped (a failed write), the writer is closing, or it
+                cannot split (checked here: a split failing on the writer thread would
+                stop writing).
+
+        """
+        if not self._writer.can_split:
+            msg = 'cannot split: this writer has no split on request (rosbag2_py before Jazzy)'
+            raise BagError(msg)
+        with self._cond:
+            if self._failure or self._closing:
+                msg = f'cannot split: writing has {"stopped" if self._failure else "ended"}'
+                raise BagError(msg)
+            self._splits.append(self._seq)
+            self._cond.notify_all()
 
     def _evict(self, size: int) -> _Item:
         """Remove the oldest queued message at least ``size`` bytes long, else the largest.
@@ -282,7 +343,7 @@ class BatchingWriter:
         with self._cond:
             return replace(
                 self._stats,
-                topics={name: replace(t, dropped=dict(t.dropped))
+                topics={name: replace(t, dropped=dict(t.dropped), skipped=dict(t.skipped))
                         for name, t in self._stats.topics.items()},
                 queue_messages=len(self._queue),
                 write_latency=self._latency.summary(),
@@ -342,24 +403,31 @@ class BatchingWriter:
                 batch = self._next_batch()
             if batch is None:
                 return
-            self._write(batch)
+            if batch is _SPLIT:
+                self._split()
+            else:
+                self._write(batch)
 
     def _next_batch(self) -> list[_Item] | None:
         """Wait for a batch to be due and take it off the queue. Called with the lock held.
 
         Returns:
-            The batch, or None when closing and nothing is left.
+            The batch, :data:`_SPLIT` when a split is due before the next message, or
+            None when closing and nothing is left.
 
         """
         while True:
             if self._abandon:
                 self._drop_queue('close_timeout')
+            if self._splits and (not self._queue or self._queue[0].seq >= self._splits[0]):
+                self._splits.popleft()
+                return _SPLIT
             if not self._queue:
                 if self._closing:
                     return None
                 self._cond.wait()
                 continue
-            if (self._closing or len(self._queue) >= self._batch_max_messages
+            if (self._closing or self._splits or len(self._queue) >= self._batch_max_messages
                     or self._stats.queue_bytes >= self._batch_due_bytes):
                 break
             remaining = self._queue[0].queued_at + self._batch_max_delay_s - time.monotonic()
@@ -368,8 +436,10 @@ class BatchingWriter:
             self._cond.wait(remaining)
         batch = [self._queue.popleft()]
         size = len(batch[0].data)
+        end = self._splits[0] if self._splits else None
         while (self._queue and len(batch) < self._batch_max_messages
-               and size + len(self._queue[0].data) <= self._batch_max_bytes):
+               and size + len(self._queue[0].data) <= self._batch_max_bytes
+               and (end is None or self._queue[0].seq < end)):
             batch.append(self._queue.popleft())
             size += len(batch[-1].data)
         self._stats.queue_bytes -= size
@@ -392,6 +462,15 @@ class BatchingWriter:
                 entry.written_messages += 1
                 entry.written_bytes += len(item.data)
 
+    def _split(self) -> None:
+        try:
+            self._writer.split()
+        except Exception as err:
+            self._fail([], err)
+            return
+        with self._cond:
+            self._stats.splits += 1
+
     def _record_latency(self, batch: list[_Item]) -> None:
         committed = time.time_ns()
         for item in batch:
@@ -408,6 +487,7 @@ class BatchingWriter:
             _log.error('bag writing stopped: %s', err)
         with self._cond:
             self._failure = reason
+            self._splits.clear()  # nothing more is written, so nothing more is split
             self._stats.error = f'{type(err).__name__}: {err}'
             for item in batch:
                 self._count_drop(item.topic, len(item.data), reason)

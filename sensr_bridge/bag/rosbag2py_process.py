@@ -10,7 +10,8 @@ else. Started as ``python -m sensr_bridge.bag.rosbag2py_process SOCKET_FD MEMORY
 - ``SOCKET_FD`` is a connected Unix socket carrying pickled requests and replies
   (:class:`multiprocessing.connection.Connection`), one reply per request:
   ``('open', storage_kwargs)``, ``('topic', topic_kwargs, qos)``, ``('map', size)``,
-  ``('write', [(topic, stamp_ns, offset, length), ...])``, ``('close',)``. A reply is
+  ``('write', [(topic, stamp_ns, offset, length), ...])``, ``('split',)``,
+  ``('close',)``. A reply is
   ``('ok', value)`` or ``('error', kind, message)``, kind 'full' or 'bag'.
 - ``MEMORY_FD`` is a memfd into which the recorder copies a batch's payloads; the
   request names where each message lies. The memfd has no name, so nothing leaks when
@@ -130,6 +131,9 @@ class _Server:
             start_writeback(self.files[name])
         for name in [n for n in self.files if n not in names[-1:]]:
             os.close(self.files.pop(name))
+
+    def split(self) -> None:
+        self.writer.split_bagfile()
 
     def close(self) -> None:
         writer, self.writer = self.writer, None

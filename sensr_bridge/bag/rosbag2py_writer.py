@@ -16,6 +16,9 @@ this process waits with the GIL released, so the recorder's callbacks keep runni
 - For sqlite3 the pragmas resolved by ``pragmas.resolve_pragmas`` are written to a
   temporary storage config file and passed with preset 'none' (config entries win over
   rosbag2's defaults), so both sqlite3 writers apply the same pragmas.
+- mcap ``compression`` (zstd or lz4) becomes the mcap plugin's ``compression`` and
+  ``compressionLevel: Fastest`` in a temporary storage config file, over the entries of
+  ``storage_config_uri`` if one is given (a storage preset stays in force for the rest).
 - rosbag2 commits each message on its own (``max_cache_size`` 0), so a batch is not one
   transaction here; it swallows sqlite write errors on that path (the message is lost
   and logged at debug level), so a full disk cannot always be reported.
@@ -56,6 +59,42 @@ PROCESS_EXIT_TIMEOUT_S = 10.0
 """Seconds allowed for the writer process to exit after the bag is closed."""
 
 
+MCAP_COMPRESSION = {'zstd': 'Zstd', 'lz4': 'Lz4'}
+"""The mcap plugin's names of our ``compression`` values."""
+
+
+def _temporary_config(storage_id: str) -> str:
+    handle, path = tempfile.mkstemp(prefix=f'sensr_bridge_{storage_id}_', suffix='.yaml')
+    os.close(handle)
+    return path
+
+
+def write_mcap_config(path: str, compression: str, base: str = '') -> None:
+    """Write an mcap storage config: ``base``'s entries with chunk compression set.
+
+    Args:
+        path: Output file.
+        compression: 'zstd' or 'lz4'.
+        base: A user's mcap storage config file to start from, or ''.
+
+    Raises:
+        ConfigError: ``base`` is unreadable or not a mapping.
+
+    """
+    config: Any = {}
+    if base:
+        try:
+            config = yaml.safe_load(Path(base).read_text(encoding='utf-8')) or {}
+        except (OSError, yaml.YAMLError) as err:
+            msg = f'storage_config_file {base}: {err}'
+            raise ConfigError(msg) from err
+        if not isinstance(config, dict):
+            msg = f'storage_config_file {base} is not a mapping of mcap writer options'
+            raise ConfigError(msg)
+    config.update(compression=MCAP_COMPRESSION[compression], compressionLevel='Fastest')
+    Path(path).write_text(yaml.safe_dump(config), encoding='utf-8')
+
+
 class Rosbag2PyWriter(BagWriter):
     """Writes bags with rosbag2_py, in a writer process of its own.
 
@@ -76,6 +115,7 @@ class Rosbag2PyWriter(BagWriter):
                    f'source a ROS 2 installation or use backend="python"')
             raise ConfigError(msg) from err
         self._typed_topics = hasattr(rosbag2_py.TopicMetadata, 'id')
+        self.can_split = hasattr(rosbag2_py.SequentialWriter, 'split_bagfile')
         if self._typed_topics and options.metadata_version == 8:
             msg = ('rosbag2_py on this distro writes metadata version 9; use backend="python" '
                    'for version 8 bags that Humble can read')
@@ -98,11 +138,13 @@ class Rosbag2PyWriter(BagWriter):
         check_new_bag_dir(options.path)
         preset, config_uri = options.storage_preset_profile, options.storage_config_uri
         if self.pragmas:
-            handle, self._config_file = tempfile.mkstemp(prefix='sensr_bridge_sqlite3_',
-                                                         suffix='.yaml')
-            os.close(handle)
+            self._config_file = _temporary_config('sqlite3')
             write_storage_config(self._config_file, self.pragmas)
             preset, config_uri = 'none', self._config_file
+        elif options.compression != 'none':
+            self._config_file = _temporary_config('mcap')
+            write_mcap_config(self._config_file, options.compression, config_uri)
+            config_uri = self._config_file
         storage: dict[str, Any] = {
             'uri': str(options.path),
             'storage_id': options.storage_id,
@@ -150,6 +192,9 @@ class Rosbag2PyWriter(BagWriter):
             placed.append((topic, stamp, offset, size))
             offset += size
         self._request('write', placed, what='cannot write to')
+
+    def _split(self) -> None:
+        self._request('split', what='cannot split')
 
     def _close(self) -> None:
         try:

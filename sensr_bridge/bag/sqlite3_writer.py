@@ -296,6 +296,10 @@ class Sqlite3Writer(BagWriter):
         newest = max(stamp for _, stamp, _ in messages)
         return bool(max_duration_ns) and newest - current.start_ns > max_duration_ns
 
+    def _split(self) -> None:
+        if self._file is not None and self._file.message_count:
+            self._close_file()
+
     def _close_file(self) -> None:
         current, self._file = self._file, None
         try:
