@@ -395,19 +395,16 @@ def _recorder_overrides(values: Mapping[str, str], namespace: str) -> dict[str, 
     recorder: dict[str, Any] = {}
     if get('output_dir'):
         recorder['output_dir'] = get('output_dir')
-    if get('storage'):
-        if get('storage') not in ('sqlite3', 'mcap'):
-            msg = f"launch argument storage must be 'sqlite3' or 'mcap', not {get('storage')!r}"
-            raise ConfigError(msg)
-        recorder['storage'] = get('storage')
+    for name, choices in (('storage', ('sqlite3', 'mcap')), ('compression', COMPRESSIONS),
+                          ('clip_mode', CLIP_MODES)):
+        if get(name):
+            if get(name) not in choices:
+                msg = (f'launch argument {name} must be one of {", ".join(choices)}, '
+                       f'not {get(name)!r}')
+                raise ConfigError(msg)
+            recorder[name] = get(name)
     if get('storage_preset'):
         recorder['storage_preset'] = get('storage_preset')
-    if get('compression'):
-        if get('compression') not in COMPRESSIONS:
-            msg = (f'launch argument compression must be one of {", ".join(COMPRESSIONS)}, '
-                   f'not {get("compression")!r}')
-            raise ConfigError(msg)
-        recorder['compression'] = get('compression')
     if get('storage_config_file'):
         recorder['storage_config_file'] = _file(get('storage_config_file'),
                                                 'storage_config_file')
@@ -420,12 +417,6 @@ def _recorder_overrides(values: Mapping[str, str], namespace: str) -> dict[str, 
         recorder['topic_intervals'] = entries
     if get('skip_empty_clouds'):
         recorder['skip_empty_clouds'] = parse_flag(get('skip_empty_clouds'), 'skip_empty_clouds')
-    if get('clip_mode'):
-        if get('clip_mode') not in CLIP_MODES:
-            msg = (f'launch argument clip_mode must be one of {", ".join(CLIP_MODES)}, '
-                   f'not {get("clip_mode")!r}')
-            raise ConfigError(msg)
-        recorder['clip_mode'] = get('clip_mode')
     for name in ('clip_before', 'clip_after'):
         if get(name):
             recorder[name] = _float(get(name), name, zero=True)

@@ -40,14 +40,14 @@ import threading
 import time
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
 from std_srvs.srv import Trigger
 
-from sensr_bridge import cdr, malloc
+from sensr_bridge import cdr, diagnostics, malloc
 from sensr_bridge.bag import base as bag
 from sensr_bridge.bag.clips import (
     CLIP_MODES,
@@ -815,16 +815,12 @@ class RecorderNode(GuardedLifecycleNode):
         if not self._recording or self._diag_pub is None:
             return
         self._flush_loss_logs()
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
         stats = self.queue_stats()
-        if stats is not None:
-            self._bag_statuses(array, stats)
-        clips = self._clips
-        if clips is not None:
-            array.status.append(self._clips_status(clips))
-        array.status.append(self.callbacks_status(str(self._bag_path)))
-        self._diag_pub.publish(array)
+        statuses = self._bag_statuses(stats) if stats is not None else []
+        if self._clips is not None:
+            statuses.append(self._clips_status(self._clips))
+        statuses.append(self.callbacks_status(str(self._bag_path)))
+        self._diag_pub.publish(diagnostics.array(self.get_clock().now().to_msg(), statuses))
 
     def _clips_status(self, clips: ClipRecorder) -> DiagnosticStatus:
         s = clips.stats()
@@ -836,20 +832,19 @@ class RecorderNode(GuardedLifecycleNode):
                   'ring_bytes': s.ring_bytes, 'ring_evicted_early': s.ring_evicted_early,
                   'bad_events': self._bad_events}
         trouble = s.failed or dropped or s.ring_evicted_early or self._bad_events
-        return DiagnosticStatus(
-            level=DiagnosticStatus.WARN if trouble else DiagnosticStatus.OK,
-            name=f'{self.get_name()}: clips', hardware_id=str(self._bag_path),
-            message='recording a clip' if s.recording else 'waiting for an event',
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        return diagnostics.status(
+            f'{self.get_name()}: clips', str(self._bag_path),
+            diagnostics.WARN if trouble else diagnostics.OK,
+            'recording a clip' if s.recording else 'waiting for an event', values)
 
-    def _bag_statuses(self, array: DiagnosticArray, stats: Any) -> None:
-        """Add the main bag's statuses: one per topic, and the writer's."""
+    def _bag_statuses(self, stats: Any) -> list[DiagnosticStatus]:
+        """Return the main bag's statuses: one per topic, and the writer's."""
+        statuses = []
+        hardware_id = str(self._bag_path)
         losses = self.loss_stats()
         for name in sorted(stats.topics.keys() | losses.keys()):
             t = stats.topics.get(name, TopicQueueStats())
             loss = losses.get(name, LossStats())
-            level = (DiagnosticStatus.WARN if t.dropped_messages or loss.lost
-                     else DiagnosticStatus.OK)
             values = {'received': t.received_messages, 'written': t.written_messages,
                       'dropped': t.dropped_messages, 'received_bytes': t.received_bytes,
                       'written_bytes': t.written_bytes, 'skipped': t.skipped_messages,
@@ -857,11 +852,10 @@ class RecorderNode(GuardedLifecycleNode):
                       **{f'dropped_{k}': v for k, v in t.dropped.items()},
                       'lost': loss.lost, 'lost_dds': loss.lost_dds,
                       'lost_sequence_gap': loss.lost_sequence_gap}
-            array.status.append(DiagnosticStatus(
-                level=level, name=f'{self.get_name()}: {name}', hardware_id=str(self._bag_path),
-                message=f'{t.dropped_messages} dropped, {loss.lost} lost in DDS',
-                values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
-        level = DiagnosticStatus.ERROR if stats.error else DiagnosticStatus.OK
+            statuses.append(diagnostics.status(
+                f'{self.get_name()}: {name}', hardware_id,
+                diagnostics.WARN if t.dropped_messages or loss.lost else diagnostics.OK,
+                f'{t.dropped_messages} dropped, {loss.lost} lost in DDS', values))
         state = 'paused' if self._paused else 'recording'
         values = {'state': state, 'splits': stats.splits,
                   'queue_messages': stats.queue_messages, 'queue_bytes': stats.queue_bytes,
@@ -873,10 +867,10 @@ class RecorderNode(GuardedLifecycleNode):
                   'stamp_to_commit_p50_ms': round(stats.stamp_latency.p50_s * 1e3, 2),
                   'stamp_to_commit_p99_ms': round(stats.stamp_latency.p99_s * 1e3, 2),
                   'stamp_to_commit_max_ms': round(stats.stamp_latency.max_s * 1e3, 2)}
-        array.status.append(DiagnosticStatus(
-            level=level, name=f'{self.get_name()}: writer', hardware_id=str(self._bag_path),
-            message=stats.error or state,
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
+        statuses.append(diagnostics.status(
+            f'{self.get_name()}: writer', hardware_id,
+            diagnostics.ERROR if stats.error else diagnostics.OK, stats.error or state, values))
+        return statuses
 
 
 def main(args: list[str] | None = None) -> int:
