@@ -1080,7 +1080,7 @@ def plot(runs: list[Run], path: Path) -> bool:
             continue
         t = [x['t'] + offset for x in s]
         name = f"{run.label + ', ' if run.label else ''}{run.rate:g} Hz"
-        stages = [k for k in s[0] if k != 't' and not k.endswith(('_rss_mb', '_cpu_s'))]
+        stages = [k for k in s[0] if k != 't' and not k.endswith(('_rss_mb', '_shm_mb', '_cpu_s'))]
         for key in stages:
             rate = [0.0] + [(b[key] - a[key]) / (b['t'] - a['t']) for a, b in itertools.pairwise(s)]
             axes[0].plot(t, rate, label=f'{key} ({name})')

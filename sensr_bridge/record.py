@@ -162,7 +162,10 @@ def simulator_child(argv: list[str] | None = None) -> int:
 
 def _start_simulator(args: argparse.Namespace) -> tuple[subprocess.Popen[str], int, int]:
     cmd = [sys.executable, '-c', _SIMULATOR_CHILD, str(os.getpid()), '--output-port', '0',
-           '--point-port', '0', '--rate', str(args.rate), '--points', str(args.points)]
+           '--point-port', '0', '--rate', str(args.rate), '--points', str(args.points),
+           # Frames start once the bridge has both ports: the bag then holds the first
+           # frame on, with the zones SENSR sends with it (and then every 10 s only).
+           '--wait-clients', '2']
     # Started with SIGINT/SIGTERM blocked: one that comes while it starts waits for its
     # handler (sensr_bridge.shutdown), as a Ctrl+C reaches it too.
     with shutdown.held_signals():
