@@ -34,6 +34,9 @@ if [ ! -f "$oldest_stamp" ]; then
   touch "$oldest_stamp"
 fi
 if [ "$distro" != ros2v ]; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$root" >/dev/null
+  # PEP 660: an older pip (23.0, e.g. Debian's python3 -m venv) would run `setup.py
+  # develop`, which setuptools >= 80 no longer takes with setup.cfg's ament options.
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+    --use-pep517 -e "$root" >/dev/null
 fi
 echo "$venv"
