@@ -212,12 +212,12 @@ class BridgeNode(GuardedLifecycleNode):
 
         Every publisher of the bridge gets them (``publisher_events``, /diagnostics):
         a subscription that receives nothing because its QoS or type is incompatible,
-        and the subscriptions matched; cloud publishers log each match (shows when a
-        recorder or RViz connects).
+        and the subscriptions matched; cloud and output_raw publishers log each match
+        (shows when a recorder or RViz connects).
         """
         events = PublisherEvents(topic)
         kwargs.setdefault('event_callbacks', self._publisher_event_callbacks(
-            events, log_matched=msg_type is PointCloud2))
+            events, log_matched=msg_type in (PointCloud2, UInt8MultiArray)))
         publisher = super().create_lifecycle_publisher(msg_type, topic, qos_profile, **kwargs)
         events.topic = publisher.topic_name
         self._pub_events[events.topic] = events

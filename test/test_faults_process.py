@@ -157,8 +157,10 @@ def test_group_signal_separate_processes_lose_nothing(tmp_path, sig, workers):
         procs.append(recorder)
         bridge = Proc('bridge', bridge_cmd(out_port, point_port, workers), process_group=group)
         procs.append(bridge)
-        recorder.wait_line(r'recording /sensr/points ')
-        bridge.wait_line(r'points: [1-9]\d* subscriber\(s\) matched')
+        # Both topics compared below: the recorder subscribes to each as it discovers it.
+        for topic in ('points', 'output_raw'):
+            recorder.wait_line(rf'recording /sensr/{topic} ')
+            bridge.wait_line(rf'/sensr/{topic}: [1-9]\d* subscriber\(s\) matched')
         gate = websocket.create_connection(f'ws://127.0.0.1:{out_port}/', timeout=10)
         gate.recv()
         gate.close()
