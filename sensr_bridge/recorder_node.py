@@ -478,7 +478,7 @@ class RecorderNode(GuardedLifecycleNode):
                     else functools.partial(self._on_message, name))
         kinds = {'message_lost': functools.partial(self._on_message_lost, name, loss)}
         if _MESSAGE_INFO and _MATCHED_EVENT:
-            kinds['matched'] = lambda info, loss=loss: loss.publishers_matched(info.current_count)
+            kinds['matched'] = functools.partial(self._on_matched, name, loss)
         events = SubscriptionEventCallbacks(**{
             kind: self.guard(f'{kind} {name}', callback) for kind, callback in kinds.items()})
         try:
@@ -526,6 +526,12 @@ class RecorderNode(GuardedLifecycleNode):
         gid = info.get('publisher_gid')
         if number is not None and loss.sequence(gid and gid['data'], number):
             self._loss_seen(topic)
+
+    def _on_matched(self, name: str, loss: LossCounter, info: Any) -> None:
+        """Publishers matched (logged: shows when the recorder receives from the bridge)."""
+        loss.publishers_matched(info.current_count)
+        if info.current_count_change:
+            self.get_logger().info(f'{name}: {info.current_count} publisher(s) matched')
 
     def _on_message_lost(self, topic: str, loss: LossCounter, info: Any) -> None:
         loss.message_lost(info.total_count_change)
