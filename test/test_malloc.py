@@ -112,6 +112,8 @@ def test_release_free_memory_returns_a_drained_backlog():
     kept, rss_kept, released_mb, before, after = (int(v) for v in out.stdout.split())
     print(f'15 freed 18 MB buffers: RSS {before} MB, {after} MB after release')
     assert kept == 0  # below the threshold nothing is released
-    assert rss_kept == before
+    # Nothing released: RSS stays where it was (to a page or two of the call's own set-up,
+    # which can cross an MB boundary: CI saw 292 -> 293).
+    assert abs(rss_kept - before) <= 2, (rss_kept, before)
     assert released_mb >= 15 * 17
     assert after < before - 15 * 17
