@@ -932,8 +932,13 @@ def _read_mcap_split(path: Path) -> Split:
                          for entry in index]
                 first = mcap_index.read_message(bio, index[0]) if index else None
                 return counts, heads, first
-        data = [raw for _, _, raw in reader.messages(clouds)] if clouds else []
-        return counts, [raw[:ID_WINDOW.stop] for raw in data], data[0] if data else None
+        heads: list[bytes] = []
+        first = None
+        # One cloud at a time: a 30 s split holds gigabytes of them.
+        for _, _, raw in reader.messages(clouds) if clouds else ():
+            first = raw if first is None else first
+            heads.append(bytes(raw[:ID_WINDOW.stop]))
+        return counts, heads, first
     finally:
         reader.close()
 
