@@ -12,7 +12,7 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    package_data={package_name: ['py.typed', 'proto/sensr_proto/*.proto']},
+    package_data={package_name: ['py.typed', 'sensr/proto/sensr_proto/*.proto']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -28,16 +28,16 @@ setup(
     python_requires='>=3.10',
     entry_points={
         'console_scripts': [
-            # SIGINT/SIGTERM handled from the first instant (sensr_bridge/shutdown.py).
-            'bridge_node = sensr_bridge.shutdown:bridge_node',
-            'recorder_node = sensr_bridge.shutdown:recorder_node',
-            'record = sensr_bridge.shutdown:record',
-            'simulator = sensr_bridge.shutdown:simulator',
+            # SIGINT/SIGTERM handled from the first instant (sensr_bridge/process/shutdown.py).
+            'bridge_node = sensr_bridge.process.shutdown:bridge_node',
+            'recorder_node = sensr_bridge.process.shutdown:recorder_node',
+            'record = sensr_bridge.process.shutdown:record',
+            'simulator = sensr_bridge.process.shutdown:simulator',
             'bag_info = sensr_bridge.bag.info:main',
             'bag_reindex = sensr_bridge.bag.reindex:main',
-            'tracks = sensr_bridge.tracks:main',
-            'bench = sensr_bridge.bench:main',
-            'shm_clean = sensr_bridge.shm:main',
+            'tracks = sensr_bridge.cli.tracks:main',
+            'bench = sensr_bridge.bench.runs:main',
+            'shm_clean = sensr_bridge.process.shm:main',
         ],
     },
 )

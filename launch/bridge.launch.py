@@ -7,7 +7,7 @@ simulate, sim_points, sim_rate, rviz (default auto: RViz starts where rviz2 is
 installed; rviz:=true without rviz2 fails before anything starts). The bridge configures
 and activates itself (its ``autostart`` parameter); a process exiting with an error
 stops the launch with one line saying why. Everything is computed by
-:mod:`sensr_bridge.launch_support`; this file maps its plan onto launch actions, every
+:mod:`sensr_bridge.launching.plans`; this file maps its plan onto launch actions, every
 process under the plan's orphan guard.
 """
 
@@ -15,22 +15,22 @@ from launch.actions import OpaqueFunction
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from sensr_bridge import launch_actions, launch_support
+from sensr_bridge.launching import actions, plans
 
 
 def generate_launch_description():
-    return LaunchDescription([*launch_actions.declare_arguments(launch_support.BRIDGE_ARGUMENTS),
+    return LaunchDescription([*actions.declare_arguments(plans.BRIDGE_ARGUMENTS),
                               OpaqueFunction(function=start)])
 
 
 def start(context):
-    plan = launch_support.bridge_plan(context.launch_configurations)
+    plan = plans.bridge_plan(context.launch_configurations)
     # Before any process starts: launch leaves running what it started before a failure.
-    launch_support.check_installed(plan)
-    errors = launch_support.ProcessErrors()
-    actions = launch_actions.first_actions(plan)
+    plans.check_installed(plan)
+    errors = plans.ProcessErrors()
+    entities = actions.first_actions(plan)
     if plan.simulator is not None:
-        actions += launch_actions.process(plan.simulator, plan, errors)
-    bridge = Node(**launch_actions.node_arguments(plan.bridge, plan, errors))
-    actions += [launch_actions.capture(bridge, plan.bridge.name, errors), bridge]
-    return actions + launch_actions.rviz(plan)
+        entities += actions.process(plan.simulator, plan, errors)
+    bridge = Node(**actions.node_arguments(plan.bridge, plan, errors))
+    entities += [actions.capture(bridge, plan.bridge.name, errors), bridge]
+    return entities + actions.rviz(plan)

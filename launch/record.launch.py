@@ -8,7 +8,7 @@ max_bagfile_duration, max_bagfile_size, compression, topic_intervals, skip_empty
 clip_mode, clip_before, clip_after, clip_events, clip_buffer_bytes, params_file,
 namespace, simulate, sim_points, sim_rate, composed, rviz (true, false, auto).
 
-Everything is computed by :mod:`sensr_bridge.launch_support` (tested without launch);
+Everything is computed by :mod:`sensr_bridge.launching.plans` (tested without launch);
 this file maps its plan onto launch actions. Separate processes are started as lifecycle
 nodes and brought up in order by ChangeState events on OnStateTransition: recorder
 configured, bridge configured, recorder active, then, once the launch's ROS graph shows
@@ -32,14 +32,14 @@ from launch_ros.ros_adapters import get_ros_node
 from lifecycle_msgs.msg import Transition
 
 from launch import LaunchDescription
-from sensr_bridge import launch_actions, launch_support
+from sensr_bridge.launching import actions, plans
 
 TRANSITIONS = {'configure': Transition.TRANSITION_CONFIGURE,
                'activate': Transition.TRANSITION_ACTIVATE}
 
 
 def generate_launch_description():
-    return LaunchDescription([*launch_actions.declare_arguments(launch_support.RECORD_ARGUMENTS),
+    return LaunchDescription([*actions.declare_arguments(plans.RECORD_ARGUMENTS),
                               OpaqueFunction(function=start)])
 
 
@@ -49,7 +49,7 @@ def change_state(node, transition):
 
 
 def failed(context, name, start_state, goal_state, errors):
-    raise RuntimeError(launch_support.lifecycle_failure(name, start_state, goal_state,
+    raise RuntimeError(plans.lifecycle_failure(name, start_state, goal_state,
                                                         errors.last(name)))
 
 
@@ -66,11 +66,11 @@ def when_recorded(context, wait, namespace, request):
     verdict = wait.update(
         time.monotonic(),
         graph_topics(node.get_publisher_names_and_types_by_node,
-                     launch_support.BRIDGE_NAME, namespace),
+                     plans.BRIDGE_NAME, namespace),
         graph_topics(node.get_subscriber_names_and_types_by_node,
-                     launch_support.RECORDER_NAME, namespace))
+                     plans.RECORDER_NAME, namespace))
     if verdict is None:
-        return [TimerAction(period=launch_support.RECORDER_WAIT_POLL_S, actions=[
+        return [TimerAction(period=plans.RECORDER_WAIT_POLL_S, actions=[
             OpaqueFunction(function=when_recorded, args=[wait, namespace, request])])]
     return [LogInfo(msg=verdict), request] if verdict else [request]
 
@@ -89,29 +89,29 @@ def when_heard(context, topics, deadline, requests):
     if not unheard:
         return requests
     if time.monotonic() < deadline:
-        return [TimerAction(period=launch_support.RECORDER_WAIT_POLL_S, actions=[
+        return [TimerAction(period=plans.RECORDER_WAIT_POLL_S, actions=[
             OpaqueFunction(function=when_heard, args=[topics, deadline, requests])])]
-    return [LogInfo(msg=launch_support.unheard_note(unheard)), *requests]
+    return [LogInfo(msg=plans.unheard_note(unheard)), *requests]
 
 
 def start(context):
-    plan = launch_support.record_plan(context.launch_configurations)
+    plan = plans.record_plan(context.launch_configurations)
     # Before any process starts: launch leaves running what it started before a failure.
-    launch_support.check_installed(plan)
-    errors = launch_support.ProcessErrors()
-    actions = launch_actions.first_actions(plan)
+    plans.check_installed(plan)
+    errors = plans.ProcessErrors()
+    entities = actions.first_actions(plan)
     if plan.simulator is not None:
-        actions += launch_actions.process(plan.simulator, plan, errors)
+        entities += actions.process(plan.simulator, plan, errors)
     if plan.composed is not None:
-        actions += launch_actions.process(plan.composed, plan, errors)
+        entities += actions.process(plan.composed, plan, errors)
     else:
         specs = {'bridge': plan.bridge, 'recorder': plan.recorder}
-        nodes = {key: LifecycleNode(**launch_actions.node_arguments(spec, plan, errors))
+        nodes = {key: LifecycleNode(**actions.node_arguments(spec, plan, errors))
                  for key, spec in specs.items()}
         for key, node in nodes.items():
-            actions += [launch_actions.capture(node, specs[key].name, errors), node]
-        for key, start_state, goal_state in launch_support.LIFECYCLE_FAILURES:
-            actions.append(RegisterEventHandler(OnStateTransition(
+            entities += [actions.capture(node, specs[key].name, errors), node]
+        for key, start_state, goal_state in plans.LIFECYCLE_FAILURES:
+            entities.append(RegisterEventHandler(OnStateTransition(
                 target_lifecycle_node=nodes[key], start_state=start_state,
                 goal_state=goal_state, entities=[OpaqueFunction(function=failed, args=[
                     specs[key].name, start_state, goal_state, errors])])))
@@ -121,15 +121,15 @@ def start(context):
                 request = change_state(nodes[step.node], step.transition)
                 if step.wait_for_recorder:
                     request = OpaqueFunction(function=when_recorded, args=[
-                        launch_support.RecorderWait(plan.namespace), '/' + plan.namespace,
+                        plans.RecorderWait(plan.namespace), '/' + plan.namespace,
                         request])
-                actions.append(RegisterEventHandler(OnStateTransition(
+                entities.append(RegisterEventHandler(OnStateTransition(
                     target_lifecycle_node=nodes[after_node], start_state=start_state,
                     goal_state=goal_state, entities=[request])))
         # Every handler is registered before the event that starts the chain.
         events = [f'/{plan.namespace}/{spec.name}/transition_event' for spec in specs.values()]
-        actions.append(OpaqueFunction(function=when_heard, args=[
-            events, time.monotonic() + launch_support.TRANSITION_EVENTS_WAIT_S,
+        entities.append(OpaqueFunction(function=when_heard, args=[
+            events, time.monotonic() + plans.TRANSITION_EVENTS_WAIT_S,
             [change_state(nodes[step.node], step.transition)
              for step in plan.lifecycle if step.after is None]]))
-    return actions + launch_actions.rviz(plan)
+    return entities + actions.rviz(plan)

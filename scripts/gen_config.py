@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Regenerate config/bridge.yaml and config/recorder.yaml from the nodes' parameter tables.
 
-The tables in bridge_node.py and recorder_node.py (name, default, description) are the
+The tables in nodes/bridge.py and nodes/recorder.py (name, default, description) are the
 single source: the YAMLs list every parameter with its default and its description.
 
 Usage:
@@ -37,8 +37,8 @@ def render(title: str, table: list[tuple[str, Any, str]]) -> str:
 
 def outputs() -> dict[Path, str]:
     """The generated files and their content."""
-    from sensr_bridge.bridge_node import PARAMETERS as BRIDGE
-    from sensr_bridge.recorder_node import PARAMETERS as RECORDER
+    from sensr_bridge.nodes.bridge import PARAMETERS as BRIDGE
+    from sensr_bridge.nodes.recorder import PARAMETERS as RECORDER
 
     return {ROOT / 'config' / 'bridge.yaml': render('Parameters of the bridge node.', BRIDGE),
             ROOT / 'config' / 'recorder.yaml': render('Parameters of the recorder node.',

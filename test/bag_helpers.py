@@ -23,9 +23,10 @@ from rosbags.interfaces import (
     QosTime,
 )
 
-from sensr_bridge import launch_support, paths
 from sensr_bridge.bag.base import QosDesc, TopicInfo
 from sensr_bridge.bag.typedefs import typestore
+from sensr_bridge.launching import plans
+from sensr_bridge.process import environment
 
 _INFINITE = QosTime(9223372036, 854775807)
 
@@ -73,7 +74,7 @@ def chunk_compressions(path: Path) -> list[str]:
 
 # --- ros2 bag info / play, and a subscriber that counts what play delivers ---------------
 
-POINTS = f'/{launch_support.DEFAULT_NAMESPACE}/points'
+POINTS = f'/{plans.DEFAULT_NAMESPACE}/points'
 
 
 class CloudCounter:
@@ -88,7 +89,7 @@ class CloudCounter:
 
         # conftest put the large-data profile into the environment before rclpy loaded:
         # with Fast DDS defaults clouds from another process do not arrive.
-        assert all(os.environ.get(k) == v for k, v in paths.dds_environment().items())
+        assert all(os.environ.get(k) == v for k, v in environment.dds_environment().items())
         self.count = 0
         self.cond = threading.Condition()
         self.matched = threading.Event()
@@ -169,7 +170,7 @@ def play_and_count(bag, expected, counter):
         ['ros2', 'bag', 'play', '--start-paused', '--disable-keyboard-controls', '--topics',
          POINTS, '--rate', '4', '--wait-for-all-acked', '10000', str(bag)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, **paths.dds_environment()})
+        env={**os.environ, **environment.dds_environment()})
     try:
         assert sub.matched.wait(60), 'the player never matched the subscriber'
         sub.call(Resume, '/rosbag2_player/resume')

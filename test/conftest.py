@@ -16,12 +16,12 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 
-from sensr_bridge import paths, shm
-from sensr_bridge.runtime import spin_until
-from sensr_bridge.simulator import Simulator, SimulatorConfig
+from sensr_bridge.nodes.runtime import spin_until
+from sensr_bridge.process import environment, shm
+from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
 
 # Large clouds need the shared-memory profile; a random domain keeps parallel runs apart.
-os.environ.update(paths.dds_environment())
+os.environ.update(environment.dds_environment())
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 200)))
 os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
 

@@ -27,8 +27,8 @@ from google.protobuf.message import DecodeError as PbDecodeError
 import psutil
 import pytest
 
-from sensr_bridge import protocol, wire
 from sensr_bridge.errors import DecodeError
+from sensr_bridge.sensr import protocol, wire
 
 ROS_STACK_REQUIRED = os.environ.get('SENSR_ROS_STACK') == 'required'
 """Set by .ci/run inside ../shared/ros2v: every part below must be present."""
@@ -142,7 +142,7 @@ def start_bridge(context, executor, sim, **params):
     """Add an unconfigured bridge node (namespace sensr) for ``sim`` to ``executor``."""
     from rclpy.parameter import Parameter
 
-    from sensr_bridge.bridge_node import BridgeNode
+    from sensr_bridge.nodes.bridge import BridgeNode
 
     overrides = [Parameter('output_port', value=sim.output_port),
                  Parameter('point_port', value=sim.point_port),
@@ -157,7 +157,7 @@ def recorder_node(context, executor, out_dir, name='bag', **params):
     """Add an unconfigured recorder node (namespace sensr, python writer) to ``executor``."""
     from rclpy.parameter import Parameter
 
-    from sensr_bridge.recorder_node import RecorderNode
+    from sensr_bridge.nodes.recorder import RecorderNode
 
     overrides = [Parameter('output_dir', value=str(out_dir)), Parameter('bag_name', value=name),
                  Parameter('writer_backend', value='python'), Parameter('autostart', value=False),

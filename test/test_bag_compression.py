@@ -12,10 +12,10 @@ import pytest
 from rosbags.rosbag2 import Reader
 import yaml
 
+from sensr_bridge.bag.backends.rosbag2py_writer import write_mcap_config
 from sensr_bridge.bag.base import QosDesc, StorageOptions, TopicInfo
 from sensr_bridge.bag.factory import create_writer
-from sensr_bridge.bag.rosbag2py_writer import write_mcap_config
-from sensr_bridge.bench_storage import simulator_clouds
+from sensr_bridge.bench.storage import simulator_clouds
 from sensr_bridge.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from sensr_bridge.bag.filters import (
     MessageFilter,
     parse_intervals,
 )
-from sensr_bridge.cdr import cloud_point_count
+from sensr_bridge.convert.cdr import cloud_point_count
 from sensr_bridge.errors import ConfigError
 
 CLOUD = 'sensor_msgs/msg/PointCloud2'

@@ -13,10 +13,10 @@ import sys
 import pytest
 import yaml
 
-from sensr_bridge import paths
 from sensr_bridge.bag import info, reindex
 from sensr_bridge.bag.base import StorageOptions, TopicInfo
 from sensr_bridge.bag.factory import create_writer
+from sensr_bridge.process import paths
 
 START = 1_700_000_000_123_456_789
 A = TopicInfo('/a', 'std_msgs/msg/String')

@@ -13,10 +13,10 @@ from rosbags.rosbag2 import Reader
 import yaml
 
 from sensr_bridge.bag import queue as queue_module
+from sensr_bridge.bag.backends.sqlite3_writer import Sqlite3Writer
 from sensr_bridge.bag.base import StorageOptions, TopicInfo
 from sensr_bridge.bag.factory import create_writer
 from sensr_bridge.bag.queue import BatchingWriter
-from sensr_bridge.bag.sqlite3_writer import Sqlite3Writer
 from sensr_bridge.errors import BagError, ConfigError, StorageFullError
 
 TOPIC = TopicInfo('/t', 'std_msgs/msg/UInt32')

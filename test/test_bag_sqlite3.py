@@ -15,19 +15,19 @@ from rosbags.interfaces import Qos
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 import yaml
 
-from sensr_bridge import bench_storage
-from sensr_bridge.bag.base import QosDesc, StorageOptions, TopicInfo
-from sensr_bridge.bag.fileio import start_writeback
-from sensr_bridge.bag.pragmas import (
+from sensr_bridge.bag.backends.pragmas import (
     DEFAULT_PRESET,
     PRESETS,
     apply_pragmas,
     parse_pragma,
     resolve_pragmas,
 )
+from sensr_bridge.bag.backends.sqlite3_writer import Sqlite3Writer
+from sensr_bridge.bag.base import QosDesc, StorageOptions, TopicInfo
+from sensr_bridge.bag.fileio import start_writeback
 from sensr_bridge.bag.reindex import reindex
-from sensr_bridge.bag.sqlite3_writer import Sqlite3Writer
 from sensr_bridge.bag.typedefs import typestore
+from sensr_bridge.bench import storage as bench_storage
 from sensr_bridge.errors import ConfigError, StorageFullError
 
 CLOUD = TopicInfo('/sensr/points', 'sensor_msgs/msg/PointCloud2',

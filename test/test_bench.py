@@ -15,15 +15,15 @@ import zlib
 from helpers import NEEDS_ROS2_CLI, NEEDS_ROSBAG2_PY
 import pytest
 
-from sensr_bridge import bench_storage
-from sensr_bridge.bench import (
+from sensr_bridge.bench import storage as bench_storage
+from sensr_bridge.bench.runs import (
     ID_WINDOW,
     Expected,
     markdown_table,
     match_sends,
     percentiles,
 )
-from sensr_bridge.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
 
 
 @pytest.fixture(scope='module')
@@ -172,7 +172,7 @@ def test_markdown_table_marks_losses_and_unknowns():
 
 
 def test_matrix_options_need_matrix_and_the_recorder_mode(capsys):
-    from sensr_bridge.bench import main
+    from sensr_bridge.bench.runs import main
 
     for argv in (['recorder', '--rates', '10,20'], ['e2e', '--matrix'],
                  ['recorder', '--matrix', '--recorders', 'python,rosbag'],

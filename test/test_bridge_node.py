@@ -15,9 +15,10 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import UInt8MultiArray
 from visualization_msgs.msg import MarkerArray
 
-from sensr_bridge import cloud, protocol
-from sensr_bridge.bridge_node import BridgeNode
-from sensr_bridge.simulator import Simulator, SimulatorConfig
+from sensr_bridge.convert import cloud
+from sensr_bridge.nodes.bridge import BridgeNode
+from sensr_bridge.sensr import protocol
+from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
 
 
 class Collector:

@@ -24,7 +24,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import MultiArrayDimension, UInt8MultiArray
 
-from sensr_bridge import cdr, cloud
+from sensr_bridge.convert import cdr, cloud
 
 LAYOUTS = {'XYZI': cloud.XYZI, 'XYZI_TYPE': cloud.XYZI_TYPE, 'XYZI_OBJECT': cloud.XYZI_OBJECT}
 

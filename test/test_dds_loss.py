@@ -34,10 +34,10 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 
-from sensr_bridge import paths
-from sensr_bridge.bridge_node import BridgeNode
-from sensr_bridge.recorder_node import RecorderNode
-from sensr_bridge.stats import LossCounter
+from sensr_bridge.nodes.bridge import BridgeNode
+from sensr_bridge.nodes.recorder import RecorderNode
+from sensr_bridge.nodes.stats import LossCounter
+from sensr_bridge.process import environment
 
 PY = sys.executable
 
@@ -300,10 +300,10 @@ def test_recorder_counts_lost_in_transport_once(observed, tmp_path):
     topic = '/sensr/loss_transport'
     # Fast DDS defaults (no large-data profile): a shared-memory port of 512 slots, which a
     # stopped reader lets overflow.
-    env = {k: v for k, v in os.environ.items() if k not in paths.DDS_PROFILE_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in environment.DDS_PROFILE_VARIABLES}
     publisher = Child([PY, '-c', PUBLISHER, topic, 'reliable', '10000'], env=env)
     params = recorder_params(tmp_path, topic)
-    recorder = Child([PY, '-m', 'sensr_bridge.recorder_node', '--ros-args', *[
+    recorder = Child([PY, '-m', 'sensr_bridge.nodes.recorder', '--ros-args', *[
         arg for k, v in params.items() for arg in (
             '-p', f'{k}:={json.dumps(v) if isinstance(v, list) else v}')]],
         env={**env, 'PYTHONUNBUFFERED': '1'})

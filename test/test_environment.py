@@ -12,9 +12,9 @@ import sys
 import pytest
 import rclpy
 
-from sensr_bridge import paths
+from sensr_bridge.process import environment, paths
 
-PROFILE = str(paths.config_dir() / paths.DDS_PROFILE)
+PROFILE = str(paths.config_dir() / environment.DDS_PROFILE)
 PROFILE_SEGMENT_BYTES = 268_435_456
 """segment_size of config/fastdds_large_data.xml: a participant that read it maps this."""
 
@@ -25,28 +25,28 @@ PROFILE_SEGMENT_BYTES = 268_435_456
 ])
 def test_only_the_variable_the_distro_reads(monkeypatch, distro, variable):
     monkeypatch.setenv('ROS_DISTRO', distro)
-    for name in paths.DDS_PROFILE_VARIABLES:
+    for name in environment.DDS_PROFILE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    assert paths.dds_environment() == {variable: PROFILE}
+    assert environment.dds_environment() == {variable: PROFILE}
     # A profile the user gave, in either variable, is kept.
-    other = next(n for n in paths.DDS_PROFILE_VARIABLES if n != variable)
+    other = next(n for n in environment.DDS_PROFILE_VARIABLES if n != variable)
     monkeypatch.setenv(other, '/etc/my_profile.xml')
-    assert paths.dds_environment() == {variable: '/etc/my_profile.xml'}
+    assert environment.dds_environment() == {variable: '/etc/my_profile.xml'}
 
 
 def test_a_process_that_only_receives_clouds_gets_the_small_segment(monkeypatch):
-    for name in paths.DDS_PROFILE_VARIABLES:
+    for name in environment.DDS_PROFILE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    (variable, receive), = paths.dds_environment(publishes_clouds=False).items()
-    assert Path(receive) == paths.config_dir() / paths.DDS_RECEIVE_PROFILE
+    (variable, receive), = environment.dds_environment(publishes_clouds=False).items()
+    assert Path(receive) == paths.config_dir() / environment.DDS_RECEIVE_PROFILE
     # Our own large profile in the environment (set for every process by a launch file,
     # or exported for RViz) stands for "the package's profiles": its sibling is used.
     monkeypatch.setenv(variable, PROFILE)
-    assert paths.dds_environment(publishes_clouds=False) == {variable: receive}
+    assert environment.dds_environment(publishes_clouds=False) == {variable: receive}
     monkeypatch.setenv(variable, receive)
-    assert paths.dds_environment() == {variable: PROFILE}
+    assert environment.dds_environment() == {variable: PROFILE}
     monkeypatch.setenv(variable, '/etc/my_profile.xml')
-    assert paths.dds_environment(publishes_clouds=False) == {variable: '/etc/my_profile.xml'}
+    assert environment.dds_environment(publishes_clouds=False) == {variable: '/etc/my_profile.xml'}
 
 
 def test_distro_of_the_rclpy_in_use(monkeypatch):
@@ -69,8 +69,8 @@ rclpy.shutdown()
 
 
 def test_a_node_reads_the_profile_and_starts_without_a_warning():
-    env = {k: v for k, v in os.environ.items() if k not in paths.DDS_PROFILE_VARIABLES}
-    env.update(paths.dds_environment())
+    env = {k: v for k, v in os.environ.items() if k not in environment.DDS_PROFILE_VARIABLES}
+    env.update(environment.dds_environment())
     done = subprocess.run([sys.executable, '-c', NODE], env=env, capture_output=True,
                           text=True, timeout=60, check=True)
     # Jazzy's rcl warns about ROS_LOCALHOST_ONLY (set by conftest); profile warnings come
@@ -107,17 +107,17 @@ print(len(got), min(got, default=0), flush=True)
 def test_the_receive_profile_takes_every_cloud_from_a_large_data_publisher():
     """Recorder-like process on the 4 MiB profile, bench publisher on the large one."""
     count = 30
-    env = {k: v for k, v in os.environ.items() if k not in paths.DDS_PROFILE_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in environment.DDS_PROFILE_VARIABLES}
     receiver = subprocess.Popen(
         [sys.executable, '-c', RECEIVER, str(count)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env={**env, **paths.dds_environment(
+        stderr=subprocess.PIPE, text=True, env={**env, **environment.dds_environment(
             publishes_clouds=False)})
     try:
         assert receiver.stdout is not None
         segment = int(receiver.stdout.readline())
         publisher = subprocess.run(
             [sys.executable, '-m', 'sensr_bridge.bench', '_publish', '--rate', '20',
-             '--count', str(count)], env={**env, **paths.dds_environment()},
+             '--count', str(count)], env={**env, **environment.dds_environment()},
             capture_output=True, text=True, timeout=120, check=True)
         out, err = receiver.communicate(timeout=120)
     finally:

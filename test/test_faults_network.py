@@ -35,9 +35,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import PointCloud2
 
-from sensr_bridge.bridge_node import BridgeNode, client_stats
-from sensr_bridge.client import State
-from sensr_bridge.simulator import INJECT_KINDS, Simulator, SimulatorConfig
+from sensr_bridge.nodes.bridge import BridgeNode, client_stats
+from sensr_bridge.sensr.client import State
+from sensr_bridge.sim.simulator import INJECT_KINDS, Simulator, SimulatorConfig
 
 SMALL = {
     'output_port': 0, 'point_port': 0, 'rate_hz': 50.0, 'points': 20_000, 'objects': 5,

@@ -3,9 +3,9 @@
 """Process-level faults: group signals, SIGKILL, a full disk, bad output paths.
 
 Real processes on loopback, as users and ``ros2 launch`` run them: the SENSR simulator,
-the bridge (``python -m sensr_bridge.bridge_node``) and the recorder
-(``python -m sensr_bridge.recorder_node``) as separate processes in one process group,
-or the composed ``python -m sensr_bridge.record``. Counts are compared between what the
+the bridge (``python -m sensr_bridge.nodes.bridge``) and the recorder
+(``python -m sensr_bridge.nodes.recorder``) as separate processes in one process group,
+or the composed ``python -m sensr_bridge.cli.record``. Counts are compared between what the
 processes log at exit (the bridge's ``final counters`` line, the recorder's ``bag
 closed`` line, record's ``result:`` line) and what the bag holds, read back with rosbags.
 """
@@ -40,7 +40,7 @@ def clean_output(proc: Proc) -> None:
 
 
 def start_simulator(points: int, *extra: str, **popen) -> tuple[Proc, int, int]:
-    sim = Proc('simulator', [PY, '-m', 'sensr_bridge.simulator', '--output-port', '0',
+    sim = Proc('simulator', [PY, '-m', 'sensr_bridge.sim', '--output-port', '0',
                              '--point-port', '0', '--rate', '10', '--points', str(points),
                              *extra], **popen)
     try:
@@ -52,13 +52,13 @@ def start_simulator(points: int, *extra: str, **popen) -> tuple[Proc, int, int]:
 
 
 def bridge_cmd(out_port: int, point_port: int, workers: int) -> list[str]:
-    return [PY, '-m', 'sensr_bridge.bridge_node', '--ros-args', '-r', '__ns:=/sensr',
+    return [PY, '-m', 'sensr_bridge.nodes.bridge', '--ros-args', '-r', '__ns:=/sensr',
             '-p', f'output_port:={out_port}', '-p', f'point_port:={point_port}',
             '-p', f'decode_workers:={workers}', '-p', 'stats_log_period:=0.5']
 
 
 def recorder_cmd(out_dir: Path) -> list[str]:
-    return [PY, '-m', 'sensr_bridge.recorder_node', '--ros-args', '-r', '__ns:=/sensr',
+    return [PY, '-m', 'sensr_bridge.nodes.recorder', '--ros-args', '-r', '__ns:=/sensr',
             '-p', f'output_dir:={out_dir}', '-p', 'bag_name:=bag',
             '-p', 'writer_backend:=python']
 
@@ -250,7 +250,7 @@ def test_sigkill_bridge_takes_decode_workers_along():
 _UNCLOSED_POOL = """
 import sys
 import threading
-from sensr_bridge import decode
+from sensr_bridge.sensr import decode
 decoded = threading.Event()
 pool = decode.PoolDecoder(decode.CloudOptions(), 'f', lambda _r: decoded.set(), workers=1,
                           max_frame_bytes=1 << 20)
@@ -283,7 +283,7 @@ def test_disk_full_keeps_committed_bag_and_bridge_running(tmp_path):
     mount_tmpfs(disk, '40m')
     record = None
     try:
-        record = Proc('record', [PY, '-m', 'sensr_bridge.record', '--simulate', '--points',
+        record = Proc('record', [PY, '-m', 'sensr_bridge.cli.record', '--simulate', '--points',
                                  '200000', '--output-dir', str(disk), '--bag-name', 'bag',
                                  '--writer-backend', 'python'])
         record.wait_line(r'\[ERROR\].*bag writing stopped: storage full')
@@ -335,7 +335,7 @@ def test_record_refuses_bad_output_at_configure(tmp_path, case):
         out_dir = tmp_path / 'file' / 'bags'
         message = f'output_dir {out_dir} cannot be created: Not a directory'
     # No simulator: the recorder is configured first and refuses before anything connects.
-    record = Proc('record', [PY, '-m', 'sensr_bridge.record', '--output-dir', str(out_dir),
+    record = Proc('record', [PY, '-m', 'sensr_bridge.cli.record', '--output-dir', str(out_dir),
                              '--bag-name', 'bag', '--writer-backend', 'python',
                              '--output-port', '9', '--point-port', '9'])
     try:
@@ -355,7 +355,7 @@ def test_record_refuses_bad_output_at_configure(tmp_path, case):
 
 
 def test_sigkill_recorder_mid_batch_then_reindex(tmp_path):
-    record = Proc('record', [PY, '-m', 'sensr_bridge.record', '--simulate', '--output-dir',
+    record = Proc('record', [PY, '-m', 'sensr_bridge.cli.record', '--simulate', '--output-dir',
                              str(tmp_path), '--bag-name', 'bag', '--writer-backend', 'python'])
     bag = tmp_path / 'bag'
     journal = bag / 'bag_0.db3-journal'

@@ -14,7 +14,7 @@ polled every ms):
 - ``execed``: the guard became the program, whose interpreter and console script start
   (up to 0.5 s under a launch's load) before its handler is in place;
 - ``handler``: it catches SIGTERM (/proc/PID/status ``SigCgt``), which Python alone does
-  not: the handler of :mod:`sensr_bridge.shutdown` is in place, nothing else happened;
+  not: the handler of :mod:`sensr_bridge.process.shutdown` is in place, nothing else happened;
 - ``restarted``: its environment holds ``MALLOC_ARENA_MAX``: the malloc restart's exec
   happened and the new image is still starting (the signal must wait for its handler);
 - ``importing``: numpy's extension is mapped: rclpy, numpy and protobuf are being imported;
@@ -42,7 +42,8 @@ import psutil
 import pytest
 from rosbags.rosbag2 import Reader
 
-from sensr_bridge import launch_support, malloc
+from sensr_bridge.launching import plans
+from sensr_bridge.process import malloc
 
 SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
 BOTH_BITS = SIGTERM_BIT | 1 << (signal.SIGINT - 1)
@@ -133,28 +134,28 @@ def group_members(pgid: int) -> list[psutil.Process]:
 def program_cmd(program: str, out_dir: Path) -> list[str]:
     out_port, point_port = free_ports(2)  # nothing listens: the bridge retries
     if program == 'bridge_node':
-        return [PY, '-m', 'sensr_bridge.bridge_node', '--ros-args', '-p',
+        return [PY, '-m', 'sensr_bridge.nodes.bridge', '--ros-args', '-p',
                 f'output_port:={out_port}', '-p', f'point_port:={point_port}']
     if program == 'recorder_node':
-        return [PY, '-m', 'sensr_bridge.recorder_node', '--ros-args', '-p',
+        return [PY, '-m', 'sensr_bridge.nodes.recorder', '--ros-args', '-p',
                 f'output_dir:={out_dir}', '-p', 'bag_name:=bag', '-p', 'writer_backend:=python']
     if program == 'record':
-        return [PY, '-m', 'sensr_bridge.record', '--simulate', '--points', '2000', '--quiet',
+        return [PY, '-m', 'sensr_bridge.cli.record', '--simulate', '--points', '2000', '--quiet',
                 '--output-dir', str(out_dir), '--bag-name', 'bag', '--writer-backend', 'python']
     if program == 'composed':
-        plan = launch_support.record_plan(
+        plan = plans.record_plan(
             {'composed': 'true', 'output_dir': str(out_dir), 'output_port': out_port,
              'point_port': point_port}, python=PY, have_rviz=False)
         return [*plan.guard, *plan.composed.cmd]
     if program.startswith('launched_'):  # as launch_ros runs them: guard, installed executable
         from ament_index_python.packages import get_package_prefix
 
-        executable = Path(get_package_prefix(launch_support.PACKAGE), 'lib',
-                          launch_support.PACKAGE, program.removeprefix('launched_') + '_node')
-        return [*launch_support.orphan_guard(), str(executable),
+        executable = Path(get_package_prefix(plans.PACKAGE), 'lib',
+                          plans.PACKAGE, program.removeprefix('launched_') + '_node')
+        return [*plans.orphan_guard(), str(executable),
                 *program_cmd(program.removeprefix('launched_') + '_node', out_dir)[3:]]
     assert program == 'simulator'
-    return [PY, '-m', 'sensr_bridge.simulator', '--output-port', '0', '--point-port', '0',
+    return [PY, '-m', 'sensr_bridge.sim', '--output-port', '0', '--point-port', '0',
             '--points', '2000']
 
 
@@ -204,7 +205,7 @@ def test_signal_while_starting_exits_cleanly(tmp_path, program, moment, sig):
 
 
 def test_program_console_scripts_start_in_shutdown_entries():
-    """``ros2 run`` and the PyPI scripts enter through sensr_bridge.shutdown, not the modules."""
+    """``ros2 run`` and the PyPI scripts enter through process.shutdown, not the modules."""
     setup = (Path(__file__).resolve().parents[1] / 'setup.py').read_text(encoding='utf-8')
     scripts = next(node for node in ast.walk(ast.parse(setup))
                    if isinstance(node, ast.Dict) and any(
@@ -213,7 +214,7 @@ def test_program_console_scripts_start_in_shutdown_entries():
     entries = dict(re.fullmatch(r'(\w+) = ([\w.:]+)', item.value).groups()
                    for item in scripts.values[0].elts)
     for program in ('bridge_node', 'recorder_node', 'record', 'simulator'):
-        assert entries[program] == f'sensr_bridge.shutdown:{program}', entries
+        assert entries[program] == f'sensr_bridge.process.shutdown:{program}', entries
 
 
 _SYS_TGKILL = {'x86_64': 234, 'aarch64': 131}

@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Fuzzing of everything that reads bytes from SENSR, with hypothesis.
 
-Targets: the protobuf wire scanner (:func:`sensr_bridge.wire.scan_point_result`),
-:func:`sensr_bridge.decode.plan_frame` with :func:`~sensr_bridge.decode.fill_points`,
-:func:`sensr_bridge.protocol.parse_output` and the websocket
-:class:`~sensr_bridge.framing.FrameReader`. Inputs are random bytes, valid messages built
+Targets: the protobuf wire scanner (:func:`sensr_bridge.sensr.wire.scan_point_result`),
+:func:`sensr_bridge.sensr.decode.plan_frame` with :func:`~sensr_bridge.sensr.decode.fill_points`,
+:func:`sensr_bridge.sensr.protocol.parse_output` and the websocket
+:class:`~sensr_bridge.sensr.framing.FrameReader`. Inputs are random bytes, valid messages built
 from random content, and valid frames (a simulator frame, a SENSR-like OutputMessage)
 mutated by bit flips, byte changes, cuts, insertions, duplications and splices.
 
@@ -36,10 +36,11 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
-from sensr_bridge import cloud, decode, protocol, wire
+from sensr_bridge.convert import cloud
 from sensr_bridge.errors import DecodeError
-from sensr_bridge.framing import ConnectionClosed, FrameReader, ProtocolError
-from sensr_bridge.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sensr import decode, protocol, wire
+from sensr_bridge.sensr.framing import ConnectionClosed, FrameReader, ProtocolError
+from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
 
 EXAMPLES = int(os.environ.get('SENSR_FUZZ_EXAMPLES', '300'))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The launch files, their helper module and the config files they point to.
 
-- :mod:`sensr_bridge.launch_support`, which computes everything the launch files start,
+- :mod:`sensr_bridge.launching.plans`, which computes everything the launch files start,
   is tested directly (no launch needed), and its composed process runs for real against
   the simulator;
 - the launch files are loaded with the real launch and launch_ros: their arguments, the
@@ -31,10 +31,12 @@ from lifecycle_msgs.msg import Transition
 import pytest
 import yaml
 
-from sensr_bridge import launch_support, paths, protocol
-from sensr_bridge.bag import pragmas
+from sensr_bridge.bag.backends import pragmas
 from sensr_bridge.bag.info import summarize
 from sensr_bridge.errors import ConfigError
+from sensr_bridge.launching import plans
+from sensr_bridge.process import environment
+from sensr_bridge.sensr import protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD_LAUNCH = ROOT / 'launch' / 'record.launch.py'
@@ -97,8 +99,8 @@ def start_actions(path, monkeypatch, *, have_rviz=False, **values):
     """What a launch file's OpaqueFunction returns for these argument values."""
     import launch
 
-    monkeypatch.setattr(launch_support, 'rviz_installed', lambda: have_rviz)
-    monkeypatch.setattr(launch_support, 'check_installed', lambda plan: None)
+    monkeypatch.setattr(plans, 'rviz_installed', lambda: have_rviz)
+    monkeypatch.setattr(plans, 'check_installed', lambda plan: None)
     module = load_launch_file(path)
     arguments, function = declared(module)
     context = launch.LaunchContext()
@@ -120,8 +122,8 @@ def executable(context, node):
 
 @NEEDS_LAUNCH
 @pytest.mark.parametrize(('path', 'arguments'), [
-    (RECORD_LAUNCH, launch_support.RECORD_ARGUMENTS),
-    (BRIDGE_LAUNCH, launch_support.BRIDGE_ARGUMENTS)], ids=['record', 'bridge'])
+    (RECORD_LAUNCH, plans.RECORD_ARGUMENTS),
+    (BRIDGE_LAUNCH, plans.BRIDGE_ARGUMENTS)], ids=['record', 'bridge'])
 def test_launch_arguments(path, arguments):
     import launch
 
@@ -155,12 +157,12 @@ def test_record_launch_separate_processes(monkeypatch, tmp_path):
                                         output_dir='out', storage='mcap')
     env = {text(context, a.name): text(context, a.value)
            for a in of_type(actions, SetEnvironmentVariable)}
-    assert env == paths.dds_environment()
+    assert env == environment.dds_environment()
     assert all(Path(v).is_file() for v in env.values())
     nodes = of_type(actions, LifecycleNode)
     extra = [{text(context, k): text(context, v)
               for k, v in n.process_description.additional_env or []} for n in nodes]
-    assert extra == [{}, paths.dds_environment(publishes_clouds=False)]  # bridge, recorder
+    assert extra == [{}, environment.dds_environment(publishes_clouds=False)]  # bridge, recorder
     first_process = min(actions.index(n) for n in nodes)
     assert max(actions.index(a) for a in of_type(actions, SetEnvironmentVariable)) < \
         first_process
@@ -170,10 +172,10 @@ def test_record_launch_separate_processes(monkeypatch, tmp_path):
     bridge, recorder = nodes
     assert float(text(context, recorder.sigterm_timeout)) > \
         float(text(context, bridge.sigterm_timeout))
-    if launch_support.orphan_guard():  # Linux: every process under the guard
+    if plans.orphan_guard():  # Linux: every process under the guard
         for node in nodes:
             prefix = text(context, node.process_description.prefix)
-            assert prefix.startswith(' '.join(launch_support.orphan_guard()[:4])), prefix
+            assert prefix.startswith(' '.join(plans.orphan_guard()[:4])), prefix
     # Every handler is registered before the action that starts the chain.
     handlers = of_type(actions, RegisterEventHandler)
     from launch.actions import OpaqueFunction
@@ -199,18 +201,18 @@ class FakeGraph:
 
     def count_publishers(self, topic):
         assert topic in {f'/sensr/{name}/transition_event' for name in (
-            launch_support.BRIDGE_NAME, launch_support.RECORDER_NAME)}, topic
+            plans.BRIDGE_NAME, plans.RECORDER_NAME)}, topic
         self.event_looks += 1
         return int(self.event_looks > self.events_lag)
 
     def get_publisher_names_and_types_by_node(self, name, namespace):
-        assert (name, namespace) == (launch_support.BRIDGE_NAME, '/sensr')
+        assert (name, namespace) == (plans.BRIDGE_NAME, '/sensr')
         self.looks += 1
         return [*self.topics, ('/sensr/sensr_bridge/transition_event', ['t']),
                 ('/diagnostics', ['d'])]
 
     def get_subscriber_names_and_types_by_node(self, name, namespace):
-        assert (name, namespace) == (launch_support.RECORDER_NAME, '/sensr')
+        assert (name, namespace) == (plans.RECORDER_NAME, '/sensr')
         if self.looks <= self.lag:
             raise RuntimeError('node not in the graph yet')  # NodeNameNonExistentError is one
         return self.topics
@@ -309,14 +311,14 @@ def test_record_launch_requests_once_it_hears_the_transition_events(monkeypatch)
 
 @NEEDS_LAUNCH
 def test_record_launch_requests_anyway_after_the_wait_with_a_note(monkeypatch):
-    monkeypatch.setattr(launch_support, 'TRANSITION_EVENTS_WAIT_S', 0.0)
+    monkeypatch.setattr(plans, 'TRANSITION_EVENTS_WAIT_S', 0.0)
     module, context, actions = start_actions(RECORD_LAUNCH, monkeypatch)
     graph = FakeGraph(lag=0, events_lag=10**6)
     requests, logged, error = play_lifecycle(module, context, actions, graph=graph)
     assert error is None and len(requests) == 4
-    assert logged == [launch_support.unheard_note([
-        f'/sensr/{launch_support.BRIDGE_NAME}/transition_event',
-        f'/sensr/{launch_support.RECORDER_NAME}/transition_event'])]
+    assert logged == [plans.unheard_note([
+        f'/sensr/{plans.BRIDGE_NAME}/transition_event',
+        f'/sensr/{plans.RECORDER_NAME}/transition_event'])]
 
 
 @NEEDS_LAUNCH
@@ -362,12 +364,12 @@ def test_record_launch_simulate_composed_rviz(monkeypatch):
                 if isinstance(r.event_handler, OnStateTransition)]
     processes = {text(context, p.process_description.name): p
                  for p in of_type(actions, ExecuteProcess)}
-    guard = len(launch_support.orphan_guard())
+    guard = len(plans.orphan_guard())
     sim, composed = (
         [text(context, part) for part in processes[name].process_description.cmd]
         for name in ('sensr_simulator', 'sensr_record'))
-    assert sim[guard + 1:guard + 3] == ['-m', 'sensr_bridge.simulator']
-    assert composed[guard + 1:guard + 3] == ['-m', 'sensr_bridge.launch_support']
+    assert sim[guard + 1:guard + 3] == ['-m', 'sensr_bridge.sim']
+    assert composed[guard + 1:guard + 3] == ['-m', 'sensr_bridge.launching.plans']
     assert sim[sim.index('--points') + 1] == '1000'
     assert 'host="127.0.0.1"' in composed
     assert any('10.0.0.9' in text(context, log.msg) for log in of_type(actions, LogInfo))
@@ -392,7 +394,7 @@ def test_bridge_launch(monkeypatch, tmp_path, have_rviz):
     assert [executable(context, n) for n in nodes] == \
         (['bridge_node', 'rviz2'] if have_rviz else ['bridge_node'])
     assert not of_type(actions, ExecuteProcess)  # no simulator
-    assert len(of_type(actions, SetEnvironmentVariable)) == len(paths.dds_environment())
+    assert len(of_type(actions, SetEnvironmentVariable)) == len(environment.dds_environment())
     notes = [text(context, log.msg) for log in of_type(actions, LogInfo)]
     assert len(notes) == (0 if have_rviz else 1)
     assert all(note.startswith('RViz not started: rviz2 is not installed') for note in notes)
@@ -470,26 +472,26 @@ def test_rclpy_transition_labels():
         rclpy.try_shutdown(context=context)
     # Every pattern the launch file reacts to occurs in a real sequence.
     seen = {pair for sequence in LABELS.values() for pair in sequence}
-    patterns = [s.after[1:] for s in launch_support.LIFECYCLE_STEPS if s.after]
-    patterns += [f[1:] for f in launch_support.LIFECYCLE_FAILURES]
+    patterns = [s.after[1:] for s in plans.LIFECYCLE_STEPS if s.after]
+    patterns += [f[1:] for f in plans.LIFECYCLE_FAILURES]
     assert set(patterns) <= seen
 
 
-# --- launch_support --------------------------------------------------------------------
+# --- plans --------------------------------------------------------------------
 
 def test_defaults_plan():
-    plan = launch_support.record_plan({})
+    plan = plans.record_plan({})
     assert plan.simulator is None and plan.composed is None and plan.rviz_config is None
     assert plan.bridge.parameters == ({'autostart': False},)
     assert plan.recorder.parameters == ({'autostart': False},)
-    assert plan.lifecycle == launch_support.LIFECYCLE_STEPS
-    assert plan.environment == paths.dds_environment()
-    assert plan.guard == launch_support.orphan_guard()
-    assert launch_support.bridge_plan({}, have_rviz=False).bridge.parameters == \
+    assert plan.lifecycle == plans.LIFECYCLE_STEPS
+    assert plan.environment == environment.dds_environment()
+    assert plan.guard == plans.orphan_guard()
+    assert plans.bridge_plan({}, have_rviz=False).bridge.parameters == \
         ({'autostart': True},)
     # The recorder publishes no clouds: the small-segment profile (test_environment).
     assert plan.bridge.environment == {}
-    assert plan.recorder.environment == paths.dds_environment(publishes_clouds=False)
+    assert plan.recorder.environment == environment.dds_environment(publishes_clouds=False)
 
 
 @pytest.mark.parametrize(('values', 'message'), [
@@ -513,23 +515,23 @@ def test_defaults_plan():
 ])
 def test_invalid_arguments(values, message):
     with pytest.raises(ConfigError, match=message):
-        launch_support.record_plan(values)
+        plans.record_plan(values)
 
 
 @pytest.mark.parametrize(('text', 'expected'), [('true', True), ('True', True), ('1', True),
                                                 ('FALSE', False), ('0', False)])
 def test_flags_like_if_condition(text, expected):
-    assert launch_support.parse_flag(text, 'x') is expected
+    assert plans.parse_flag(text, 'x') is expected
 
 
 def test_simulate_plan():
-    plan = launch_support.record_plan({'simulate': 'true', 'point_port': '6001',
+    plan = plans.record_plan({'simulate': 'true', 'point_port': '6001',
                                        'output_port': '0', 'sim_rate': '5'}, python='py')
-    assert plan.simulator.cmd == ('py', '-m', 'sensr_bridge.simulator', '--points', '921512',
+    assert plan.simulator.cmd == ('py', '-m', 'sensr_bridge.sim', '--points', '921512',
                                   '--rate', '5.0', '--no-output', '--point-port', '6001')
     assert plan.bridge.parameters == ({'output_port': 0, 'point_port': 6001,
                                        'host': '127.0.0.1', 'autostart': False},)
-    default_ports = launch_support.record_plan({'simulate': 'true'}, python='py')
+    default_ports = plans.record_plan({'simulate': 'true'}, python='py')
     assert default_ports.bridge.parameters[-1]['output_port'] == protocol.OUTPUT_PORT
     assert default_ports.bridge.parameters[-1]['point_port'] == protocol.POINT_PORT
     assert default_ports.simulator.cmd[-4:] == ('--output-port', str(protocol.OUTPUT_PORT),
@@ -540,16 +542,16 @@ def test_composed_plan_round_trips_through_its_parser(tmp_path):
     params = tmp_path / 'p.yaml'
     params.write_text('/**:\n  ros__parameters: {}\n')
     config = ROOT / 'config' / 'storage_resilient.yaml'
-    plan = launch_support.record_plan(
+    plan = plans.record_plan(
         {'composed': 'true', 'host': 'h', 'output_port': '1', 'output_dir': 'o d',
          'storage_config_file': str(config), 'max_bagfile_size': '1000', 'params_file':
          str(params), 'namespace': '/robot/lidar/'}, python='py')
     assert plan.bridge is None and plan.recorder is None and not plan.lifecycle
     cmd = list(plan.composed.cmd)
-    assert cmd[:3] == ['py', '-m', 'sensr_bridge.launch_support']
+    assert cmd[:3] == ['py', '-m', 'sensr_bridge.launching.plans']
     split = cmd.index('--ros-args')
     assert cmd[split:] == ['--ros-args', '--params-file', str(params)]
-    args = launch_support._parser().parse_args(cmd[3:split])
+    args = plans._parser().parse_args(cmd[3:split])
     assert args.namespace == 'robot/lidar'
     assert dict(args.bridge) == {'host': 'h', 'output_port': 1, 'autostart': True}
     assert dict(args.recorder) == {
@@ -558,17 +560,17 @@ def test_composed_plan_round_trips_through_its_parser(tmp_path):
 
 
 def test_overrides_are_node_parameters_of_the_declared_type():
-    from sensr_bridge.bridge_node import PARAMETERS as BRIDGE
-    from sensr_bridge.recorder_node import PARAMETERS as RECORDER
+    from sensr_bridge.nodes.bridge import PARAMETERS as BRIDGE
+    from sensr_bridge.nodes.recorder import PARAMETERS as RECORDER
 
-    everything = {a.name: '1' for a in launch_support.RECORD_ARGUMENTS}
+    everything = {a.name: '1' for a in plans.RECORD_ARGUMENTS}
     everything.update(host='h', output_dir='d', storage='mcap', storage_preset='resilient',
                       storage_config_file=str(ROOT / 'config' / 'storage_default.yaml'),
                       params_file='', namespace='other', rviz='false', composed='false',
                       simulate='false', topic_intervals='/points$=1.0 ^/sensr/objects=0.5',
                       compression='zstd', clip_mode='with_bag', clip_events='ENTRY@3 *',
                       clip_before='0')
-    plan = launch_support.record_plan(everything)
+    plan = plans.record_plan(everything)
     for node, declared in ((plan.bridge, BRIDGE), (plan.recorder, RECORDER)):
         types_ = {name: type(default) for name, default, _ in declared}
         overrides = node.parameters[-1]
@@ -587,14 +589,14 @@ def test_overrides_are_node_parameters_of_the_declared_type():
 
 
 def test_sigterm_timeouts_cover_the_drains():
-    from sensr_bridge.bridge_node import PARAMETERS as BRIDGE
-    from sensr_bridge.recorder_node import PARAMETERS as RECORDER
+    from sensr_bridge.nodes.bridge import PARAMETERS as BRIDGE
+    from sensr_bridge.nodes.recorder import PARAMETERS as RECORDER
 
     def drain(declared):
         return {n: d for n, d, _ in declared}['drain_timeout']
 
-    assert launch_support.RECORDER_SIGTERM_TIMEOUT_S >= 5 * drain(RECORDER)
-    assert launch_support.BRIDGE_SIGTERM_TIMEOUT_S >= 5 * drain(BRIDGE)
+    assert plans.RECORDER_SIGTERM_TIMEOUT_S >= 5 * drain(RECORDER)
+    assert plans.BRIDGE_SIGTERM_TIMEOUT_S >= 5 * drain(BRIDGE)
 
 
 @pytest.mark.parametrize(('value', 'have', 'started', 'noted'), [
@@ -602,7 +604,7 @@ def test_sigterm_timeouts_cover_the_drains():
     ('true', True, True, False), ('1', True, True, False), ('false', True, False, False),
     ('false', False, False, False)])
 def test_rviz_where_installed(value, have, started, noted):
-    for plan_of in (launch_support.bridge_plan, launch_support.record_plan):
+    for plan_of in (plans.bridge_plan, plans.record_plan):
         plan = plan_of({'rviz': value}, have_rviz=have)
         assert (plan.rviz_config is not None) is started
         if started:
@@ -615,17 +617,17 @@ def test_rviz_where_installed(value, have, started, noted):
 
 def test_rviz_defaults(monkeypatch):
     """bridge.launch.py starts RViz where rviz2 is installed; record.launch.py does not."""
-    assert {a.name: a.default for a in launch_support.BRIDGE_ARGUMENTS}['rviz'] == 'auto'
-    assert {a.name: a.default for a in launch_support.RECORD_ARGUMENTS}['rviz'] == 'false'
-    monkeypatch.setattr(launch_support, 'rviz_installed', lambda: True)
-    assert launch_support.bridge_plan({}).rviz_config is not None
-    monkeypatch.setattr(launch_support, 'rviz_installed', lambda: False)
-    assert launch_support.bridge_plan({}).rviz_config is None
-    monkeypatch.setattr(launch_support, 'rviz_installed', lambda: pytest.fail('asked'))
-    assert launch_support.record_plan({}).rviz_config is None
+    assert {a.name: a.default for a in plans.BRIDGE_ARGUMENTS}['rviz'] == 'auto'
+    assert {a.name: a.default for a in plans.RECORD_ARGUMENTS}['rviz'] == 'false'
+    monkeypatch.setattr(plans, 'rviz_installed', lambda: True)
+    assert plans.bridge_plan({}).rviz_config is not None
+    monkeypatch.setattr(plans, 'rviz_installed', lambda: False)
+    assert plans.bridge_plan({}).rviz_config is None
+    monkeypatch.setattr(plans, 'rviz_installed', lambda: pytest.fail('asked'))
+    assert plans.record_plan({}).rviz_config is None
 
 
-@pytest.mark.parametrize('plan_of', [launch_support.bridge_plan, launch_support.record_plan])
+@pytest.mark.parametrize('plan_of', [plans.bridge_plan, plans.record_plan])
 def test_rviz_true_without_rviz2_fails_before_anything_starts(plan_of):
     with pytest.raises(ConfigError, match=r'rviz:=true, but rviz2 is not installed .* install '
                                           r'ros-\S+-rviz2 or launch with rviz:=false'):
@@ -641,21 +643,21 @@ def test_rviz_installed_looks_in_the_ament_index(tmp_path, monkeypatch):
     index = prefix / 'share' / 'ament_index' / 'resource_index' / 'packages'
     index.mkdir(parents=True)
     monkeypatch.setenv('AMENT_PREFIX_PATH', str(prefix))
-    assert not launch_support.rviz_installed()
+    assert not plans.rviz_installed()
     (index / 'rviz2').write_text('')
-    assert not launch_support.rviz_installed()  # the package without its executable
+    assert not plans.rviz_installed()  # the package without its executable
     program = prefix / 'lib' / 'rviz2' / 'rviz2'
     program.parent.mkdir(parents=True)
     program.write_text('#!/bin/sh\n')
     program.chmod(0o755)
-    assert launch_support.rviz_installed()
-    assert launch_support.find_executable('rviz2', 'rviz2') == str(program)
+    assert plans.rviz_installed()
+    assert plans.find_executable('rviz2', 'rviz2') == str(program)
     monkeypatch.delenv('AMENT_PREFIX_PATH')
-    assert not launch_support.rviz_installed()
+    assert not plans.rviz_installed()
 
 
 def test_check_installed_names_what_is_missing():
-    plan = launch_support.record_plan({'rviz': 'true'}, have_rviz=True)
+    plan = plans.record_plan({'rviz': 'true'}, have_rviz=True)
     looked_up = []
 
     def find(package, executable):
@@ -664,13 +666,13 @@ def test_check_installed_names_what_is_missing():
 
     with pytest.raises(ConfigError, match=r'not installed: sensr_bridge/bridge_node, '
                                           r'rviz2/rviz2 .*colcon.*nothing was started'):
-        launch_support.check_installed(plan, find=find)
+        plans.check_installed(plan, find=find)
     assert set(looked_up) == {('sensr_bridge', 'bridge_node'), ('sensr_bridge', 'recorder_node'),
                               ('rviz2', 'rviz2')}
-    launch_support.check_installed(plan, find=lambda package, executable: '/bin/x')
+    plans.check_installed(plan, find=lambda package, executable: '/bin/x')
     # The simulator and the composed process are `python -m`: nothing to look up.
-    composed = launch_support.record_plan({'composed': 'true', 'simulate': 'true'})
-    launch_support.check_installed(composed, find=lambda package, executable: None)
+    composed = plans.record_plan({'composed': 'true', 'simulate': 'true'})
+    plans.check_installed(composed, find=lambda package, executable: None)
 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='prctl is Linux only')
@@ -686,8 +688,8 @@ def test_orphan_guard_stops_a_process_whose_launch_died(tmp_path):
              'time.sleep(60)\n')
     # The "launch": starts the child under the guard, exits without stopping it.
     launcher = ('import pathlib, subprocess, sys, time\n'
-                'from sensr_bridge import launch_support\n'
-                'child = subprocess.Popen([*launch_support.orphan_guard(), sys.executable,'
+                'from sensr_bridge.launching import plans\n'
+                'child = subprocess.Popen([*plans.orphan_guard(), sys.executable,'
                 ' "-c", sys.argv[1], sys.argv[2]])\n'
                 'print(child.pid, flush=True)\n'
                 'end = time.monotonic() + 30\n'
@@ -706,7 +708,7 @@ def test_orphan_guard_stops_a_process_whose_launch_died(tmp_path):
     assert wait_until(gone, 10), 'the orphan kept running'
     assert marker.read_text() == 'SIGTERM'
     # Its launch process already gone before it started: it does not start at all.
-    late = subprocess.run([*launch_support.orphan_guard(parent=1), sys.executable, '-c',
+    late = subprocess.run([*plans.orphan_guard(parent=1), sys.executable, '-c',
                            'print("started")'], capture_output=True, text=True, timeout=60,
                           check=False)
     assert late.returncode != 0 and not late.stdout, late
@@ -714,7 +716,7 @@ def test_orphan_guard_stops_a_process_whose_launch_died(tmp_path):
 
 
 def test_recorder_wait_until_every_topic_is_subscribed():
-    wait = launch_support.RecorderWait('sensr')
+    wait = plans.RecorderWait('sensr')
     bridge = ['/sensr/points', '/sensr/events', '/sensr/sensr_bridge/transition_event',
               '/diagnostics', '/rosout', '/parameter_events']
     assert wait.update(0.0, [], []) is None  # the bridge not in the graph yet
@@ -725,7 +727,7 @@ def test_recorder_wait_until_every_topic_is_subscribed():
 
 def test_recorder_wait_for_a_recorder_of_some_topics():
     """topics/topic_regex may leave some out: ready once no new one came for quiet_s."""
-    wait = launch_support.RecorderWait('robot/lidar', quiet_s=1.0)
+    wait = plans.RecorderWait('robot/lidar', quiet_s=1.0)
     bridge = ['/robot/lidar/points', '/robot/lidar/events']
     assert wait.update(0.0, bridge, ['/robot/lidar/points']) is None
     assert wait.update(0.9, bridge, ['/robot/lidar/points']) is None
@@ -733,7 +735,7 @@ def test_recorder_wait_for_a_recorder_of_some_topics():
 
 
 def test_recorder_wait_times_out_with_a_note():
-    wait = launch_support.RecorderWait('sensr', timeout_s=15.0)
+    wait = plans.RecorderWait('sensr', timeout_s=15.0)
     bridge = ['/sensr/points', '/sensr/events']
     assert wait.update(0.0, bridge, []) is None
     assert wait.update(14.9, bridge, []) is None
@@ -743,7 +745,7 @@ def test_recorder_wait_times_out_with_a_note():
 
 
 def test_process_errors_keep_the_last_error():
-    errors = launch_support.ProcessErrors()
+    errors = plans.ProcessErrors()
     assert errors.last('recorder') is None
     errors.feed('recorder', b'[INFO] [1796545192.8] [sensr.sensr_recorder]: recording to x\n'
                 b'[ERROR] [1796545192.9] [sensr.sensr_recorder]: configuration rejected: '
@@ -759,15 +761,15 @@ def test_process_errors_keep_the_last_error():
 
 
 def test_failure_lines():
-    assert launch_support.lifecycle_failure('sensr_recorder', 'configuring', 'unconfigured',
+    assert plans.lifecycle_failure('sensr_recorder', 'configuring', 'unconfigured',
                                             'why') == \
         'sensr_recorder failed to configure: why; stopping the launch'
-    line = launch_support.lifecycle_failure('sensr_bridge', 'activating', 'errorprocessing',
+    line = plans.lifecycle_failure('sensr_bridge', 'activating', 'errorprocessing',
                                             None)
     assert line.startswith('sensr_bridge raised an error while activating: see its log')
-    assert launch_support.exit_failure('sensr_record', 1, 'boom') == \
+    assert plans.exit_failure('sensr_record', 1, 'boom') == \
         'sensr_record exited with code 1: boom; stopping the launch'
-    failure = launch_support.exit_is_failure
+    failure = plans.exit_is_failure
     assert not failure(0, shutting_down=False)
     assert failure(1, shutting_down=True)
     assert failure(-signal.SIGINT, shutting_down=False)
@@ -828,7 +830,7 @@ class PipelineWatcher:
 
 
 def test_composed_process_records_every_frame(tmp_path):
-    """Params file, overrides and start order of ``python -m sensr_bridge.launch_support``.
+    """Params file, overrides and start order of ``python -m sensr_bridge.launching.plans``.
 
     The simulator starts its frame clock only once the bridge is connected, i.e. active;
     every frame must be in the bag, so the recorder was subscribed before that.
@@ -836,7 +838,7 @@ def test_composed_process_records_every_frame(tmp_path):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from sensr_bridge.simulator import Simulator, SimulatorConfig
+    from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
 
     frames = 12
     params = tmp_path / 'params.yaml'
@@ -850,7 +852,7 @@ def test_composed_process_records_every_frame(tmp_path):
                                     zones_interval_s=None, health_interval_s=None,
                                     event_interval_s=None, custom_interval_s=None))
     sim.start()
-    plan = launch_support.record_plan({
+    plan = plans.record_plan({
         'composed': 'true', 'host': '127.0.0.1', 'output_port': str(sim.output_port),
         'point_port': str(sim.point_port), 'output_dir': str(tmp_path / 'bags'),
         'params_file': str(params), 'namespace': 'composed_test'})

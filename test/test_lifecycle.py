@@ -31,10 +31,10 @@ from std_msgs.msg import String
 
 from sensr_bridge.bag import base as bag
 from sensr_bridge.bag.factory import create_writer
-from sensr_bridge.bridge_node import BridgeNode
-from sensr_bridge.lifecycle import GuardedLifecycleNode
-from sensr_bridge.parameters import ParameterError
-from sensr_bridge.recorder_node import RecorderNode
+from sensr_bridge.nodes.bridge import BridgeNode
+from sensr_bridge.nodes.lifecycle import GuardedLifecycleNode
+from sensr_bridge.nodes.parameters import ParameterError
+from sensr_bridge.nodes.recorder import RecorderNode
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE

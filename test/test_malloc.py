@@ -12,7 +12,7 @@ import sys
 CHILD = """
 import os, queue, resource, sys, threading
 from concurrent.futures import ThreadPoolExecutor
-from sensr_bridge import malloc
+from sensr_bridge.process import malloc
 mode = sys.argv[1]
 if mode == 'early':
     assert malloc.keep_freed_buffers()
@@ -82,7 +82,7 @@ def test_keep_freed_buffers_before_threads_start():
 
 
 def test_user_malloc_settings_are_kept(monkeypatch):
-    from sensr_bridge import malloc
+    from sensr_bridge.process import malloc
 
     monkeypatch.setenv('MALLOC_ARENA_MAX', '4')
     assert not malloc.keep_freed_buffers()
@@ -91,7 +91,7 @@ def test_user_malloc_settings_are_kept(monkeypatch):
 
 
 BACKLOG = """
-from sensr_bridge import malloc
+from sensr_bridge.process import malloc
 def rss_mb():
     return int(open('/proc/self/statm').read().split()[1]) * 4096 >> 20
 backlog = [bytearray(18_432_000) for _ in range(15)]
@@ -104,7 +104,7 @@ print(malloc.release_free_memory(1 << 40), rss_mb(), malloc.release_free_memory(
 
 
 def test_release_free_memory_returns_a_drained_backlog():
-    from sensr_bridge import malloc
+    from sensr_bridge.process import malloc
 
     env = {**os.environ, **malloc.ENVIRONMENT}
     out = subprocess.run([sys.executable, '-c', BACKLOG], capture_output=True, text=True,

@@ -20,9 +20,9 @@ from rosbags.rosbag2.enums import CompressionMode
 from rosbags.rosbag2.storage_mcap import McapWriter as RosbagsMcapStorage
 import yaml
 
+from sensr_bridge.bag.backends.mcap_file import CHUNK_SIZE, McapFile
 from sensr_bridge.bag.base import QosDesc, StorageOptions, TopicInfo
 from sensr_bridge.bag.factory import create_writer
-from sensr_bridge.bag.mcap_file import CHUNK_SIZE, McapFile
 from sensr_bridge.bag.typedefs import type_definition
 
 TYPES = ('sensor_msgs/msg/PointCloud2', 'std_msgs/msg/String')

@@ -16,9 +16,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import Header, String
 
-from sensr_bridge import objects, protocol
-from sensr_bridge.bridge_node import BridgeNode
-from sensr_bridge.simulator import Simulator, SimulatorConfig
+from sensr_bridge.convert import objects
+from sensr_bridge.nodes.bridge import BridgeNode
+from sensr_bridge.sensr import protocol
+from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
 
 SMALL = {'output_port': 0, 'point_port': None, 'rate_hz': 20.0, 'points': 0, 'objects': 12,
          'object_points': 10, 'frames_precomputed': 4, 'start_after_clients': 1,

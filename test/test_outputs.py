@@ -12,8 +12,9 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import UInt8MultiArray
 
-from sensr_bridge import output_frame, outputs, protocol
+from sensr_bridge.convert import output_frame, outputs
 from sensr_bridge.errors import DecodeError
+from sensr_bridge.sensr import protocol
 
 
 def test_zones_json_prints_zero_coordinates_and_ids():

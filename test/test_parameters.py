@@ -16,10 +16,10 @@ import pytest
 import rclpy
 from rclpy.parameter import Parameter
 
-from sensr_bridge import parameters
-from sensr_bridge.bridge_node import BridgeNode
-from sensr_bridge.parameters import ParameterError
-from sensr_bridge.recorder_node import RecorderNode
+from sensr_bridge.nodes import parameters
+from sensr_bridge.nodes.bridge import BridgeNode
+from sensr_bridge.nodes.parameters import ParameterError
+from sensr_bridge.nodes.recorder import RecorderNode
 
 TIMEOUT = 60
 
@@ -41,17 +41,17 @@ def run(module, *params):
 
 
 @pytest.mark.parametrize(('module', 'param', 'expected'), [
-    ('bridge_node', 'output_port:=abc',
+    ('nodes.bridge', 'output_port:=abc',
      "parameter output_port: expected an integer, got 'abc' (a string)"),
-    ('bridge_node', 'output_port:=70000',
+    ('nodes.bridge', 'output_port:=70000',
      'parameter output_port: 70000 is out of range (expected 0..65535)'),
-    ('bridge_node', 'stall_timeout:=-3',
+    ('nodes.bridge', 'stall_timeout:=-3',
      'parameter stall_timeout: -3.0 is out of range (expected 0.0..86400.0)'),
-    ('bridge_node', 'sensr_version:=2.5',
+    ('nodes.bridge', 'sensr_version:=2.5',
      'parameter sensr_version: expected a string (or one of the numbers 3.0, 3.1), got 2.5'),
-    ('recorder_node', 'metadata_version:=nine',
+    ('nodes.recorder', 'metadata_version:=nine',
      "parameter metadata_version: expected an integer, got 'nine' (a string)"),
-    ('recorder_node', 'topics:=7', 'parameter topics: expected a list of strings, got 7'),
+    ('nodes.recorder', 'topics:=7', 'parameter topics: expected a list of strings, got 7'),
 ])
 def test_wrong_type_or_range_is_one_line_and_exit_1(module, param, expected):
     done = run(module, param)
@@ -117,7 +117,7 @@ def test_error_in_process_names_parameter_and_node(context):
 
 
 def test_every_range_names_a_parameter_of_a_node():
-    from sensr_bridge import bridge_node, recorder_node
+    from sensr_bridge.nodes import bridge, recorder
 
-    names = {name for name, _, _ in bridge_node.PARAMETERS + recorder_node.PARAMETERS}
+    names = {name for name, _, _ in bridge.PARAMETERS + recorder.PARAMETERS}
     assert set(parameters.RANGES) <= names

@@ -23,9 +23,10 @@ import sys
 
 import pytest
 
-from sensr_bridge import cloud, decode, protocol, wire
+from sensr_bridge.convert import cloud
 from sensr_bridge.errors import DecodeError
-from sensr_bridge.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sensr import decode, protocol, wire
+from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
 
 OLDEST = '3.20'
 COMPAT_DIR = Path(os.environ.get('SENSR_BRIDGE_PROTOBUF_OLDEST',

@@ -13,11 +13,11 @@ import time
 import psutil
 from rosbags.rosbag2 import Reader
 
-from sensr_bridge import launch_support
+from sensr_bridge.launching import plans
 
 
 def run_record(tmp_path: Path, sig: int, *extra: str) -> tuple[int, str, float, dict[str, str]]:
-    cmd = [sys.executable, '-m', 'sensr_bridge.record', '--simulate', '--output-dir',
+    cmd = [sys.executable, '-m', 'sensr_bridge.cli.record', '--simulate', '--output-dir',
            str(tmp_path), '--writer-backend', 'python', '--rate', '10', *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, 'PYTHONUNBUFFERED': '1'})
@@ -57,7 +57,7 @@ def check_run(tmp_path, sig, *extra):
     # Typically 0.6-1.0 s (3.1 s seen on a loaded CI machine): the recorder must commit
     # everything still queued. The bound is what matters to a user: done well before
     # launch escalates to SIGTERM (the benchmark reports the real times).
-    bound = launch_support.BRIDGE_SIGTERM_TIMEOUT_S / 2
+    bound = plans.BRIDGE_SIGTERM_TIMEOUT_S / 2
     assert elapsed < bound, f'shutdown took {elapsed:.2f} s'
     bags = list(tmp_path.glob('*/metadata.yaml'))
     assert len(bags) == 1, out
@@ -92,7 +92,7 @@ def test_params_file_sets_what_the_command_line_leaves_alone(tmp_path):
                       '    storage: mcap\n', encoding='utf-8')
     out_dir = tmp_path / 'bags'
     proc = subprocess.run(
-        [sys.executable, '-m', 'sensr_bridge.record', '--simulate', '--points', '2000',
+        [sys.executable, '-m', 'sensr_bridge.cli.record', '--simulate', '--points', '2000',
          '--duration', '2', '--output-dir', str(out_dir), '--writer-backend', 'python',
          '--quiet', '--ros-args', '--params-file', str(params)],
         capture_output=True, text=True, timeout=120, check=False)
@@ -105,7 +105,7 @@ def test_params_file_sets_what_the_command_line_leaves_alone(tmp_path):
 
 
 def test_only_given_options_override_node_parameters():
-    from sensr_bridge.record import _parser, node_overrides
+    from sensr_bridge.cli.record import _parser, node_overrides
 
     def names(argv):
         return {node: [(p.name, p.value) for p in params]
@@ -120,8 +120,8 @@ def test_only_given_options_override_node_parameters():
 
 
 def test_recording_control_options_set_declared_parameters():
-    from sensr_bridge.record import _parser, node_overrides
-    from sensr_bridge.recorder_node import PARAMETERS
+    from sensr_bridge.cli.record import _parser, node_overrides
+    from sensr_bridge.nodes.recorder import PARAMETERS
 
     declared = {name: type(default) for name, default, _ in PARAMETERS}
     argv = ['--interval', '/points$=1.0', '--interval', 'objects=0.5', '--skip-empty-clouds',

@@ -34,7 +34,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 import yaml
 
-from sensr_bridge import cdr
+from sensr_bridge.convert import cdr
 
 S = 1_000_000_000
 SUCCESS = TransitionCallbackReturn.SUCCESS

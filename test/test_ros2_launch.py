@@ -31,11 +31,12 @@ import psutil
 import pytest
 import yaml
 
-from sensr_bridge import launch_support, paths
+from sensr_bridge.launching import plans
+from sensr_bridge.process import environment
 
 pytestmark = [NEEDS_LAUNCH, NEEDS_ROS2_CLI, NEEDS_INSTALLED_PACKAGE]
 
-NAMESPACE = launch_support.DEFAULT_NAMESPACE
+NAMESPACE = plans.DEFAULT_NAMESPACE
 SIM_POINTS = '20000'  # 400 KB clouds: what is checked does not depend on their size
 RECORD_S = 8.0  # after the bridge connected (startup takes 3-10 s on a loaded machine)
 START_TIMEOUT_S = 60.0
@@ -53,9 +54,9 @@ class Launch:
         try:
             with log.open('wb') as sink:
                 self.proc = subprocess.Popen(
-                    ['ros2', 'launch', launch_support.PACKAGE, launch_file, *arguments],
+                    ['ros2', 'launch', plans.PACKAGE, launch_file, *arguments],
                     stdin=slave, stdout=sink, stderr=subprocess.STDOUT,
-                    start_new_session=True, env={**os.environ, **paths.dds_environment()})
+                    start_new_session=True, env={**os.environ, **environment.dds_environment()})
         finally:
             os.close(slave)
         self.pgid = self.proc.pid  # session leader
@@ -172,7 +173,7 @@ def test_record_launch_records_every_cloud(launch, counter, tmp_path, composed, 
     """Simulator -> bridge -> recorder for ~10 s, Ctrl+C; the bag holds every cloud published."""
     stats = tmp_path / 'bridge_stats.json'
     params = tmp_path / 'params.yaml'
-    params.write_text(yaml.safe_dump({f'/{NAMESPACE}/{launch_support.BRIDGE_NAME}': {
+    params.write_text(yaml.safe_dump({f'/{NAMESPACE}/{plans.BRIDGE_NAME}': {
         'ros__parameters': {'stats_file': str(stats)}}}))
     output_port, point_port = free_ports(2)
     run = launch('record.launch.py', 'simulate:=true', f'sim_points:={SIM_POINTS}',
@@ -228,7 +229,7 @@ def test_record_launch_stops_when_the_recorder_cannot_configure(launch, tmp_path
 def test_bridge_launch_publishes_without_rviz2(launch, counter):
     """The default (rviz auto) works where rviz2 is missing: one note, clouds, clean exit."""
     sub = counter(POINTS)
-    have_rviz = launch_support.rviz_installed()
+    have_rviz = plans.rviz_installed()
     output_port, point_port = free_ports(2)
     run = launch('bridge.launch.py', 'simulate:=true', f'sim_points:={SIM_POINTS}',
                  f'output_port:={output_port}', f'point_port:={point_port}',
@@ -244,7 +245,7 @@ def test_bridge_launch_publishes_without_rviz2(launch, counter):
 
 
 def test_bridge_launch_rviz_true_without_rviz2_fails_before_starting(launch):
-    if launch_support.rviz_installed():
+    if plans.rviz_installed():
         pytest.skip('rviz2 is installed here: rviz:=true would start it')
     run = launch('bridge.launch.py', 'simulate:=true', 'rviz:=true')
     code, _ = run.wait_exit(timeout=START_TIMEOUT_S)

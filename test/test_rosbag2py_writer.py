@@ -20,8 +20,8 @@ import psutil
 import pytest
 from rosbags.rosbag2 import Reader
 
+from sensr_bridge.bag.backends.rosbag2py_writer import INITIAL_SHARED_BYTES, Rosbag2PyWriter
 from sensr_bridge.bag.base import StorageOptions, TopicInfo
-from sensr_bridge.bag.rosbag2py_writer import INITIAL_SHARED_BYTES, Rosbag2PyWriter
 from sensr_bridge.errors import BagError
 
 pytestmark = NEEDS_ROSBAG2_PY
@@ -66,7 +66,7 @@ def test_messages_larger_than_shared_memory_arrive_bit_exact(tmp_path: Path,
 CHILD = """
 import sys, time
 from sensr_bridge.bag.base import StorageOptions, TopicInfo
-from sensr_bridge.bag.rosbag2py_writer import Rosbag2PyWriter
+from sensr_bridge.bag.backends.rosbag2py_writer import Rosbag2PyWriter
 writer = Rosbag2PyWriter(StorageOptions(sys.argv[1], storage_id=sys.argv[2]))
 writer.open()
 writer.create_topic(TopicInfo('/sensr/blob', 'std_msgs/msg/UInt8MultiArray'))

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from sensr_bridge import shm
+from sensr_bridge.process import shm
 
 PARTICIPANT = """
 import sys
@@ -114,7 +114,7 @@ def segments_locked_by(pid: int) -> set[str]:
 
 RUN_NODES = """
 import sys
-from sensr_bridge.runtime import run_nodes
+from sensr_bridge.nodes.runtime import run_nodes
 sys.exit(run_nodes([], ['probe'], duration=0))
 """
 

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import websocket
 
-from sensr_bridge import protocol, wire
 from sensr_bridge.errors import ConfigError, DecodeError, SimulatorError
-from sensr_bridge.simulator import INJECT_KINDS, Simulator, SimulatorConfig
+from sensr_bridge.sensr import protocol, wire
+from sensr_bridge.sim.simulator import INJECT_KINDS, Simulator, SimulatorConfig
 
 REPO = Path(__file__).resolve().parents[1]
 BINARY = websocket.ABNF.OPCODE_BINARY
@@ -667,7 +667,7 @@ def run_cli(*args):
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [
         str(REPO), os.environ.get('PYTHONPATH')]))}
     return subprocess.Popen(
-        [sys.executable, '-m', 'sensr_bridge.simulator', '--output-port', '0', '--point-port',
+        [sys.executable, '-m', 'sensr_bridge.sim', '--output-port', '0', '--point-port',
          '0', '--points', '2000', '--objects', '3', '--rate', '50', *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 

@@ -19,10 +19,12 @@ from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StorageP
 from rosbags.typesys import Stores, get_typestore
 from std_msgs.msg import MultiArrayDimension, UInt8MultiArray
 
-from sensr_bridge import cdr, protocol, tracks
 from sensr_bridge.bag import mcap_index
 from sensr_bridge.bag.base import StorageOptions, TopicInfo
 from sensr_bridge.bag.factory import create_writer
+from sensr_bridge.cli import tracks
+from sensr_bridge.convert import cdr
+from sensr_bridge.sensr import protocol
 
 SMALL = {'output_port': 0, 'point_port': 0, 'rate_hz': 20.0, 'points': 2000, 'objects': 8,
          'object_points': 10, 'frames_precomputed': 4, 'start_after_clients': 2}
@@ -76,7 +78,7 @@ def raw_outputs(bag):
 
 
 def run_tracks(*args):
-    return subprocess.run([sys.executable, '-m', 'sensr_bridge.tracks', *map(str, args)],
+    return subprocess.run([sys.executable, '-m', 'sensr_bridge.cli.tracks', *map(str, args)],
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -93,7 +95,7 @@ def summary_counts(stderr):
 def test_recorded_bag_exports_every_object_the_simulator_sent(make_sim, tmp_path, storage):
     sim = make_sim()
     record = subprocess.run(
-        [sys.executable, '-m', 'sensr_bridge.record', '--host', '127.0.0.1',
+        [sys.executable, '-m', 'sensr_bridge.cli.record', '--host', '127.0.0.1',
          '--output-port', str(sim.output_port), '--point-port', str(sim.point_port),
          '--duration', '2', '--output-dir', str(tmp_path), '--bag-name', 'bag',
          '--storage', storage, '--writer-backend', 'python', '--quiet'],

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from sensr_bridge.bag.fileio import bag_error
 from sensr_bridge.errors import BagError, BagExistsError, ConfigError
-from sensr_bridge.stats import LatencyStats, LatencyWindow
+from sensr_bridge.nodes.stats import LatencyStats, LatencyWindow
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -24,9 +24,9 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
-from sensr_bridge import protocol
-from sensr_bridge.cdr import read_string
+from sensr_bridge.convert.cdr import read_string
 from sensr_bridge.errors import BagError, ConfigError
+from sensr_bridge.sensr import protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Sequence

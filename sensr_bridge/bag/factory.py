@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from sensr_bridge.bag.backends.mcap_writer import McapWriter
+from sensr_bridge.bag.backends.rosbag2py_writer import Rosbag2PyWriter
+from sensr_bridge.bag.backends.sqlite3_writer import Sqlite3Writer
 from sensr_bridge.bag.base import BagWriter, StorageOptions
-from sensr_bridge.bag.mcap_writer import McapWriter
-from sensr_bridge.bag.rosbag2py_writer import Rosbag2PyWriter
-from sensr_bridge.bag.sqlite3_writer import Sqlite3Writer
 from sensr_bridge.errors import ConfigError
 
 Backend = Literal['auto', 'rosbag2_py', 'python']

@@ -25,7 +25,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
-from sensr_bridge.cdr import cloud_point_count
+from sensr_bridge.convert.cdr import cloud_point_count
 from sensr_bridge.errors import ConfigError
 
 if TYPE_CHECKING:

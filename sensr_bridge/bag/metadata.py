@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sensr_bridge import paths
 from sensr_bridge.bag.fileio import bag_error
+from sensr_bridge.process import paths
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence

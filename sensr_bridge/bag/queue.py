@@ -41,7 +41,7 @@ import time
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from sensr_bridge.errors import BagError, ConfigError, StorageFullError
-from sensr_bridge.stats import LatencyStats, LatencyWindow
+from sensr_bridge.nodes.stats import LatencyStats, LatencyWindow
 
 if TYPE_CHECKING:
     from collections.abc import Callable

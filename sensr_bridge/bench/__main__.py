@@ -1,0 +1,7 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""``python -m sensr_bridge.bench``: :func:`sensr_bridge.bench.runs.main`."""
+
+from sensr_bridge.bench.runs import main
+
+raise SystemExit(main())

@@ -1,0 +1,635 @@
+# Copyright 2026 sensr_bridge developers
+# SPDX-License-Identifier: Apache-2.0
+"""The bridge node: SENSR websockets to PointCloud2, markers, events, health and diagnostics.
+
+Threads: one receiving thread per SENSR port (:class:`~sensr_bridge.sensr.client.SensrClient`);
+point frames go to the decoder (inline thread or process pool) whose result thread
+publishes the clouds; output frames go through a bounded queue to one thread that parses
+and publishes them. Executor callbacks only run diagnostics. Every queue is bounded and
+every drop is counted, logged (throttled) and reported in ``/diagnostics``.
+"""
+
+from __future__ import annotations
+
+if __name__ == '__main__':  # python -m: signals handled before the imports below
+    from sensr_bridge.process.shutdown import bridge_node
+
+    raise SystemExit(bridge_node())
+
+from dataclasses import asdict, dataclass
+import functools
+import inspect
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_policy_name_from_kind,
+)
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import String, UInt8MultiArray
+from visualization_msgs.msg import MarkerArray
+
+from sensr_bridge.convert import output_frame
+from sensr_bridge.convert.objects import vision_msgs
+from sensr_bridge.errors import ConfigError, DecodeError
+from sensr_bridge.nodes import diagnostics
+from sensr_bridge.nodes.lifecycle import GuardedLifecycleNode
+from sensr_bridge.nodes.stats import Counters, LatencyWindow, write_json
+from sensr_bridge.sensr import decode, protocol
+from sensr_bridge.sensr.client import ClientOptions, SensrClient
+
+try:  # Iron and newer
+    from rclpy.event_handler import PublisherEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import PublisherEventCallbacks
+
+if TYPE_CHECKING:
+    from rclpy.lifecycle import LifecyclePublisher
+
+# Publisher events this rclpy has: Humble's lack matched and incompatible_type. rmw has
+# no message-lost event for publishers; deadline and liveliness-lost fire only with a
+# deadline or manual liveliness QoS, which the bridge does not offer.
+_PUBLISHER_EVENTS = frozenset(inspect.signature(PublisherEventCallbacks).parameters)
+
+PARAMETERS: list[tuple[str, Any, str]] = [
+    ('host', '127.0.0.1', 'SENSR master host name or address.'),
+    ('output_port', protocol.OUTPUT_PORT, 'Port of the output stream (OutputMessage); 0 = off.'),
+    ('point_port', protocol.POINT_PORT, 'Port of the point stream (PointResult); 0 = off.'),
+    ('use_tls', False, 'Connect with wss:// (SENSR security.enable_ssl).'),
+    ('ca_file', '', 'CA certificate (sensr-ca.crt) that signed the SENSR server certificate.'),
+    ('tls_check_hostname', True, 'Check the server name against its certificate.'),
+    ('sensr_version', '3.1', "SENSR schema generation: '3.1' (3.1 and later) or '3.0'."),
+    ('frame_id', 'sensr', 'Frame id of every published message (SENSR world frame).'),
+    ('stamp_source', 'sensr',
+     "'sensr': output topics stamped with OutputMessage.timestamp; 'receive': receive time. "
+     'Clouds are always stamped with their receive time (PointResult has no timestamp).'),
+    ('cloud_mode', decode.MERGED,
+     "'merged': one cloud per frame on points; 'per_type': points/ground, points/background, "
+     'points/raw.'),
+    ('cloud_type_field', True, 'Add the uint8 per-point SENSR cloud type to merged clouds.'),
+    ('cloud_types', [0], 'SENSR cloud types to publish (1 ground, 2 background, 3 raw); '
+     '[0] = all.'),
+    ('publish_object_points', True, 'Publish object_points from Object.points (port 5050).'),
+    ('publish_markers', True, 'Publish objects/markers and zones/markers for RViz.'),
+    ('publish_objects', True,
+     'Publish every object of a frame on objects (vision_msgs/Detection3DArray, where '
+     'vision_msgs is installed) and objects/json (all fields, as JSON).'),
+    ('publish_raw_output', True, 'Publish output_raw: every OutputMessage as its protobuf bytes.'),
+    ('qos_reliability', 'reliable', "'reliable' (REP-2003 default) or 'best_effort'."),
+    ('qos_depth', 5, 'History depth of the publishers (each 14.7 MB cloud is held per slot).'),
+    ('decode_workers', 0, 'Decode processes for point frames; 0 decodes on a thread in-process.'),
+    ('max_pending_frames', 8,
+     'Point frames waiting for decoding (memory bound: this x frame size); newer frames are '
+     'dropped.'),
+    ('max_frame_bytes', 64 << 20, 'Largest websocket message accepted; larger are skipped.'),
+    ('output_queue_size', 64, 'Output frames waiting to be published; newer are dropped.'),
+    ('ping_interval', 2.0, 'Seconds between keep-alive pings (SENSR keeps dead connections).'),
+    ('ping_timeout', 3.0, 'Seconds without a pong before reconnecting.'),
+    ('stall_timeout', 5.0, 'Seconds without any data before reconnecting.'),
+    ('reconnect_backoff_initial', 0.1, 'First reconnect delay, seconds.'),
+    ('reconnect_backoff_max', 0.5,
+     'Cap of the exponential reconnect delay, seconds: the longest wait between SENSR '
+     'coming back and the reconnect.'),
+    ('max_reconnects', 0, 'Failed attempts in a row before giving up; 0 = never give up.'),
+    ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.'),
+    ('stats_log_period', 10.0, 'Seconds between statistics log lines; 0 = off.'),
+    ('drain_timeout', 1.5, 'Seconds allowed at shutdown to publish frames already received.'),
+    ('stats_file', '', "Write the final statistics here as JSON at shutdown; '' = off."),
+    ('autostart', True, 'Configure and activate on start (run without a lifecycle manager).'),
+]
+
+
+@dataclass
+class PublisherEvents:
+    """What DDS reported to one publisher about the subscriptions of its topic.
+
+    Attributes:
+        topic: The publisher's topic.
+        subscribers: Subscriptions matched now (matched event; not on Humble).
+        incompatible_qos: Subscriptions that request a QoS the publisher does not offer
+            (a reliable one against ``qos_reliability: best_effort``...): they receive
+            nothing.
+        last_incompatible_policy: The QoS policy that made the last one incompatible.
+        incompatible_type: Subscriptions of the same topic with another type (not on
+            Humble): they receive nothing.
+
+    """
+
+    topic: str
+    subscribers: int = 0
+    incompatible_qos: int = 0
+    last_incompatible_policy: str = ''
+    incompatible_type: int = 0
+
+
+class BridgeNode(GuardedLifecycleNode):
+    """Lifecycle node bridging a SENSR master to ROS 2 topics.
+
+    configure validates parameters and creates publishers and the decoder; activate
+    connects; deactivate disconnects and publishes every frame already received;
+    cleanup and shutdown release everything.
+    """
+
+    def __init__(self, node_name: str = 'sensr_bridge', **kwargs: Any) -> None:
+        """Declare parameters; nothing connects before activation."""
+        super().__init__(node_name, PARAMETERS, writable=('stats_log_period',), **kwargs)
+        self.counters = Counters()
+        self.latency = LatencyWindow()
+        self._sensr_clients: list[SensrClient] = []
+        self._decoder: decode.FrameDecoder | None = None
+        self._cloud_pubs: dict[str, LifecyclePublisher] = {}
+        self._pubs: dict[str, LifecyclePublisher] = {}
+        self._diag_pub = None
+        self._bridge_timers: list[Any] = []
+        self._output_queue: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(1)
+        self._output_thread: threading.Thread | None = None
+        self._cloud_options = decode.CloudOptions()
+        self._accepting = threading.Event()
+        self._last_warn: dict[str, float] = {}
+        self._p: dict[str, Any] = {}
+        self._last_output_ns = 0
+        self._sensr_health = ''
+        self._pub_events: dict[str, PublisherEvents] = {}
+
+    # --- parameters ---------------------------------------------------------------------
+
+    def _read_parameters(self) -> dict[str, Any]:
+        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        host = p['host']
+        checks = [
+            # An empty host passed configure and then failed every connect, forever.
+            (host.strip() != '', f'host {host!r} is empty: give the SENSR master host name '
+             'or address'),
+            (not any(c.isspace() or c in '/?#' for c in host),
+             f'host {host!r} is not a host name or address'),
+            (p['stamp_source'] in ('sensr', 'receive'),
+             f"stamp_source must be 'sensr' or 'receive', not {p['stamp_source']!r}"),
+            (p['qos_reliability'] in ('reliable', 'best_effort'),
+             f"qos_reliability must be 'reliable' or 'best_effort', not "
+             f"{p['qos_reliability']!r}"),
+            (p['sensr_version'] in ('3.0', '3.1'),
+             f"sensr_version must be '3.0' or '3.1', not {p['sensr_version']!r}"),
+            (p['output_port'] or p['point_port'], 'output_port and point_port are both 0'),
+            (p['qos_depth'] >= 1, 'qos_depth must be >= 1'),
+            (p['decode_workers'] >= 0, 'decode_workers must be >= 0'),
+            (p['max_pending_frames'] >= 1, 'max_pending_frames must be >= 1'),
+            (p['output_queue_size'] >= 1, 'output_queue_size must be >= 1'),
+            (p['max_frame_bytes'] >= 1024, 'max_frame_bytes must be >= 1024'),
+            (all(0 <= port <= 65535 for port in (p['output_port'], p['point_port'])),
+             'ports must be in 0..65535'),
+            (not p['use_tls'] or not p['ca_file'] or _readable(p['ca_file']),
+             f"ca_file {p['ca_file']!r} cannot be read"),
+        ]
+        for ok, text in checks:
+            if not ok:
+                raise ConfigError(text)
+        return p
+
+    def _qos(self, *, latched: bool = False) -> QoSProfile:
+        reliability = (ReliabilityPolicy.RELIABLE if self._p['qos_reliability'] == 'reliable'
+                       else ReliabilityPolicy.BEST_EFFORT)
+        if latched:
+            return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                              reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._p['qos_depth'],
+                          reliability=reliability)
+
+    # --- publisher events ---------------------------------------------------------------
+
+    def create_lifecycle_publisher(self, msg_type: Any, topic: str, qos_profile: Any,
+                                   **kwargs: Any) -> LifecyclePublisher:
+        """Create a lifecycle publisher whose DDS events are counted, logged and reported.
+
+        Every publisher of the bridge gets them (``publisher_events``, /diagnostics):
+        a subscription that receives nothing because its QoS or type is incompatible,
+        and the subscriptions matched; cloud and output_raw publishers log each match
+        (shows when a recorder or RViz connects).
+        """
+        events = PublisherEvents(topic)
+        kwargs.setdefault('event_callbacks', self._publisher_event_callbacks(
+            events, log_matched=msg_type in (PointCloud2, UInt8MultiArray)))
+        publisher = super().create_lifecycle_publisher(msg_type, topic, qos_profile, **kwargs)
+        events.topic = publisher.topic_name
+        self._pub_events[events.topic] = events
+        return publisher
+
+    def _publisher_event_callbacks(self, events: PublisherEvents, *,
+                                   log_matched: bool) -> PublisherEventCallbacks:
+        callbacks = {'incompatible_qos': functools.partial(self._incompatible_qos, events),
+                     'incompatible_type': functools.partial(self._incompatible_type, events),
+                     'matched': functools.partial(self._matched, events, log_matched)}
+        return PublisherEventCallbacks(**{
+            kind: self.guard(f'{kind} {events.topic}', callback)
+            for kind, callback in callbacks.items() if kind in _PUBLISHER_EVENTS})
+
+    def _incompatible_qos(self, events: PublisherEvents, info: Any) -> None:
+        events.incompatible_qos += info.total_count_change
+        events.last_incompatible_policy = qos_policy_name_from_kind(info.last_policy_kind)
+        self._warn_throttled(
+            f'incompatible_qos {events.topic}',
+            f'{events.topic}: a subscription requests a QoS this publisher does not offer '
+            f'({events.last_incompatible_policy}; qos_reliability is '
+            f"{self._p.get('qos_reliability')}) and receives nothing "
+            f'({events.incompatible_qos} so far)')
+
+    def _incompatible_type(self, events: PublisherEvents, info: Any) -> None:
+        events.incompatible_type += info.total_count_change
+        self._warn_throttled(
+            f'incompatible_type {events.topic}',
+            f'{events.topic}: a subscription of another message type receives nothing '
+            f'({events.incompatible_type} so far)')
+
+    def _matched(self, events: PublisherEvents, log: bool, info: Any) -> None:
+        events.subscribers = info.current_count
+        if log:
+            self.get_logger().info(f'{events.topic}: {info.current_count} subscriber(s) matched')
+
+    def publisher_events(self) -> dict[str, dict[str, Any]]:
+        """Return the DDS events of every publisher, by topic (in ``stats_file`` too)."""
+        return {topic: asdict(events) for topic, events in list(self._pub_events.items())}
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Validate parameters, create publishers and the decoder.
+
+        Returns:
+            SUCCESS, or FAILURE with a log line saying which parameter is wrong.
+
+        """
+        try:
+            self._p = p = self._read_parameters()
+            types = frozenset(t for t in p['cloud_types'] if t)
+            options = decode.CloudOptions(p['cloud_mode'], p['cloud_type_field'], types)
+        except ConfigError as exc:
+            self.get_logger().error(f'configuration rejected: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        overrides = QoSOverridingOptions.with_default_policies()
+        if p['point_port']:
+            keys = (['merged'] if options.mode == decode.MERGED
+                    else list(decode.CLOUD_KEYS.values()))
+            for key in keys:
+                topic = 'points' if key == 'merged' else f'points/{key}'
+                self._cloud_pubs[key] = self.create_lifecycle_publisher(
+                    PointCloud2, topic, self._qos(), qos_overriding_options=overrides)
+        if p['output_port']:
+            self._pubs['events'] = self.create_lifecycle_publisher(String, 'events', 50)
+            self._pubs['health'] = self.create_lifecycle_publisher(String, 'health', 10)
+            self._pubs['custom'] = self.create_lifecycle_publisher(String, 'custom', 10)
+            self._pubs['zones'] = self.create_lifecycle_publisher(String, 'zones',
+                                                                  self._qos(latched=True))
+            if p['publish_raw_output']:
+                self._pubs['output_raw'] = self.create_lifecycle_publisher(
+                    UInt8MultiArray, 'output_raw', self._qos(), qos_overriding_options=overrides)
+            if p['publish_object_points']:
+                self._pubs['object_points'] = self.create_lifecycle_publisher(
+                    PointCloud2, 'object_points', self._qos(), qos_overriding_options=overrides)
+            if p['publish_markers']:
+                self._pubs['markers'] = self.create_lifecycle_publisher(
+                    MarkerArray, 'objects/markers', self._qos())
+                self._pubs['zone_markers'] = self.create_lifecycle_publisher(
+                    MarkerArray, 'zones/markers', self._qos(latched=True))
+            if p['publish_objects']:
+                self._create_object_publishers(overrides)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._cloud_options = options
+        if not self._start_pipeline():
+            return TransitionCallbackReturn.FAILURE
+        group = MutuallyExclusiveCallbackGroup()
+        self._bridge_timers.append(self.create_timer(p['diagnostics_period'],
+                                                     self._publish_diagnostics,
+                                              callback_group=group))
+        if p['stats_log_period'] > 0:
+            self._bridge_timers.append(self.create_timer(p['stats_log_period'], self._log_stats,
+                                                  callback_group=group))
+        self.get_logger().info(
+            f"configured: SENSR {p['host']} output:{p['output_port']} points:{p['point_port']}"
+            f" tls={p['use_tls']} clouds={options.mode} decode_workers={p['decode_workers']}"
+            f" qos={p['qos_reliability']}/depth {p['qos_depth']}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _create_object_publishers(self, overrides: QoSOverridingOptions) -> None:
+        """Create objects/json, and objects where vision_msgs is installed (else say so)."""
+        self._pubs['objects_json'] = self.create_lifecycle_publisher(
+            String, 'objects/json', self._qos(), qos_overriding_options=overrides)
+        msgs = vision_msgs()
+        if msgs is None:
+            self.get_logger().info(
+                'objects (vision_msgs/Detection3DArray) is off: vision_msgs is not installed; '
+                'objects/json carries every object')
+            return
+        self._pubs['objects'] = self.create_lifecycle_publisher(
+            msgs.Detection3DArray, 'objects', self._qos(), qos_overriding_options=overrides)
+
+    def _start_pipeline(self) -> bool:
+        """Start the decoder and the output thread (``drain`` stops them); False on error."""
+        p = self._p
+        try:
+            self._decoder = decode.create_decoder(
+                self._cloud_options, p['frame_id'], self._publish_clouds,
+                workers=p['decode_workers'], max_frame_bytes=p['max_frame_bytes'],
+                max_pending=p['max_pending_frames'])
+        except (ConfigError, OSError) as exc:
+            self.get_logger().error(f'cannot start the decoder: {exc}')
+            return False
+        self._output_queue = queue.Queue(p['output_queue_size'])
+        self._output_thread = threading.Thread(target=self._output_loop, daemon=True,
+                                               name='sensr-output')
+        self._output_thread.start()
+        return True
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        """Connect to SENSR (restarting the decoder a deactivation stopped)."""
+        if self._decoder is None and not self._start_pipeline():
+            return TransitionCallbackReturn.FAILURE
+        result = super().on_activate(state)
+        p = self._p
+        scheme = 'wss' if p['use_tls'] else 'ws'
+        self._accepting.set()
+        for name, port, sink in (('output', p['output_port'], self._on_output_frame),
+                                 ('points', p['point_port'], self._on_point_frame)):
+            if not port:
+                continue
+            options = ClientOptions(
+                url=f"{scheme}://{p['host']}:{port}", ca_file=p['ca_file'],
+                check_hostname=p['tls_check_hostname'], stall_timeout=p['stall_timeout'],
+                ping_interval=p['ping_interval'], ping_timeout=p['ping_timeout'],
+                backoff_initial=p['reconnect_backoff_initial'],
+                backoff_max=p['reconnect_backoff_max'], max_reconnects=p['max_reconnects'],
+                max_frame_bytes=p['max_frame_bytes'])
+            client = SensrClient(name, options, sink, self._client_event,
+                                 lambda kind, text, port=name: self._bad_frame(
+                                     port, DecodeError(kind, text)))
+            self._sensr_clients.append(client)
+            client.start()
+        return result
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Disconnect and publish every frame already received."""
+        self.stop_intake()
+        self.drain(self._p.get('drain_timeout', 1.5))
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        """Release publishers, decoder and timers."""
+        self.drain(self._p.get('drain_timeout', 1.5))  # stops the decoder when never activated
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """Stop everything from any state."""
+        self.stop_intake()
+        self.drain(self._p.get('drain_timeout', 1.5))
+        if self._p.get('stats_file'):
+            write_json(self._p['stats_file'], self.final_stats())
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def final_stats(self) -> dict[str, Any]:
+        """Counters, latency and connection statistics (the ``stats_file`` content)."""
+        return {'counters': self.counters.snapshot(),
+                'publish_latency': asdict(self.latency.summary()),
+                'connections': {c.name: client_stats(c) for c in self._sensr_clients},
+                'publisher_events': self.publisher_events(),
+                'callback_errors': dict(self.callback_errors)}
+
+    def stop_intake(self) -> None:
+        """Stop taking frames from SENSR (the first step of a clean shutdown)."""
+        self._accepting.clear()
+        for client in self._sensr_clients:
+            client.stop()
+
+    def drain(self, timeout: float) -> bool:
+        """Publish the frames already received; returns True if all were published."""
+        deadline = time.monotonic() + timeout
+        done = True
+        if self._decoder is not None:
+            done = self._decoder.close(timeout)
+            self._decoder = None
+        if self._output_thread is not None:
+            try:
+                self._output_queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Full:
+                done = False
+            self._output_thread.join(max(0.0, deadline - time.monotonic()))
+            done = done and not self._output_thread.is_alive()
+            self._output_thread = None
+        for pub in list(self._cloud_pubs.values()) + list(self._pubs.values()):
+            wait = getattr(pub, 'wait_for_all_acked', None)
+            remaining = deadline - time.monotonic()
+            if wait is not None and remaining > 0:
+                wait(rclpy.duration.Duration(seconds=remaining))
+        if not done:
+            self.get_logger().warning('shutdown: frames still queued after drain_timeout')
+        return done
+
+    def _release(self) -> None:
+        for timer in self._bridge_timers:
+            self.destroy_timer(timer)
+        self._bridge_timers.clear()
+        for pub in list(self._cloud_pubs.values()) + list(self._pubs.values()):
+            self.destroy_publisher(pub)
+        self._cloud_pubs.clear()
+        self._pubs.clear()
+        self._pub_events.clear()
+        self._sensr_clients.clear()
+
+    # --- receiving (client threads; must not block) --------------------------------------
+
+    def _client_event(self, level: str, text: str) -> None:
+        # rclpy loggers refuse one call site with changing severities.
+        log = self.get_logger()
+        if level == 'info':
+            log.info(text)
+        elif level == 'warn':
+            log.warning(text)
+        else:
+            log.error(text)
+
+    def _on_point_frame(self, frame: bytearray, recv_ns: int) -> None:
+        if not self._accepting.is_set() or self._decoder is None:
+            return
+        self.counters.add('points_received')
+        if not self._decoder.submit(frame, recv_ns, recv_ns):
+            self._drop('points_dropped_decoder_full',
+                       f"point frame dropped: {self._p['max_pending_frames']} frames already "
+                       'wait for decoding (the bridge is not keeping up)')
+
+    def _on_output_frame(self, frame: bytearray, recv_ns: int) -> None:
+        if not self._accepting.is_set():
+            return
+        self.counters.add('output_received')
+        try:
+            self._output_queue.put_nowait((frame, recv_ns))
+        except queue.Full:
+            self._drop('output_dropped_queue_full',
+                       'output frame dropped: publishing queue full')
+
+    def _drop(self, key: str, text: str) -> None:
+        self.counters.add(key)
+        self._warn_throttled(key, f'{text} ({self.counters.get(key)} so far)')
+
+    def _warn_throttled(self, key: str, text: str, period: float = 5.0) -> None:
+        now = time.monotonic()
+        if now - self._last_warn.get(key, -period) >= period:
+            self._last_warn[key] = now
+            self.get_logger().warning(text)
+
+    # --- publishing ---------------------------------------------------------------------
+
+    def _publish_clouds(self, result: decode.DecodedFrame) -> None:
+        for warning in result.warnings:
+            self.counters.add(f'points_warning_{warning}')
+        if result.error is not None:
+            self._bad_frame('points', result.error)
+            return
+        for key, data in result.clouds:
+            pub = self._cloud_pubs.get(key)
+            if pub is None:
+                self.counters.add(f'points_unpublished_{key}')
+                continue
+            pub.publish(data)
+        self.counters.add('points_published')
+        self.latency.add((time.time_ns() - result.recv_ns) / 1e9)
+
+    def _bad_frame(self, port: str, error: DecodeError) -> None:
+        key = f'{port}_bad_{error.kind}'
+        self.counters.add(key)
+        self._warn_throttled(key, f'{port}: bad frame ({error.kind}): {error} '
+                             f'({self.counters.get(key)} so far)')
+
+    def _output_loop(self) -> None:
+        options = output_frame.OutputOptions(
+            frame_id=self._p['frame_id'], stamp_from_sensr=self._p['stamp_source'] == 'sensr',
+            version=protocol.SensrVersion(self._p['sensr_version']), vision=vision_msgs())
+        while (item := self._output_queue.get()) is not None:
+            frame, recv_ns = item
+            try:
+                self._publish_output(frame, recv_ns, options)
+            except DecodeError as exc:
+                self._bad_frame('output', exc)
+            except Exception as exc:
+                # A frame that breaks a converter must not stop the stream.
+                self._bad_frame('output', DecodeError('conversion_failed', repr(exc)))
+
+    def _publish_output(self, frame: bytearray, recv_ns: int,
+                        options: output_frame.OutputOptions) -> None:
+        done = output_frame.convert(frame, recv_ns, options, self._pubs.keys())
+        for key, message in done.messages:
+            self._pubs[key].publish(message)
+        for key, n in done.counts.items():
+            self.counters.add(key, n)
+        for key, text in done.warnings:
+            self._warn_throttled(key, f'{text} ({self.counters.get(key)} so far)')
+        for error in done.errors:
+            self._bad_frame('output', error)
+        for health, _origin in done.health:
+            self._sensr_health = protocol.enum_name(protocol.HEALTH_STATUS, health.master)
+            if health.master == protocol.HEALTH_OUTPUT_BUFFER_OVERFLOW:
+                self._drop('sensr_output_buffer_overflow',
+                           'SENSR reports OUTPUT_BUFFER_OVERFLOW: it is dropping our data')
+        self._last_output_ns = recv_ns
+        self.counters.add('output_published')
+
+    # --- diagnostics --------------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        if self._diag_pub is None:
+            return
+        hw = f"sensr@{self._p.get('host', '')}"
+        statuses = []
+        for client in self._sensr_clients:
+            values = client_stats(client)
+            statuses.append(diagnostics.status(
+                f'{self.get_name()}: {client.name} connection', hw,
+                diagnostics.OK if client.connected else diagnostics.ERROR, values['state'],
+                values))
+        counts = self.counters.snapshot()
+        drops = {k: v for k, v in counts.items() if 'dropped' in k or '_bad_' in k}
+        values = dict(counts)
+        latency = self.latency.summary()
+        values.update({'latency_p50_ms': round(latency.p50_s * 1e3, 2),
+                       'latency_p99_ms': round(latency.p99_s * 1e3, 2),
+                       'latency_max_ms': round(latency.max_s * 1e3, 2),
+                       **{f'subscribers_{key}': pub.get_subscription_count()
+                          for key, pub in self._cloud_pubs.items()},
+                       'decode_pending': self._decoder.pending if self._decoder else 0,
+                       'output_queue': self._output_queue.qsize()})
+        statuses.append(diagnostics.status(
+            f'{self.get_name()}: pipeline', hw, diagnostics.WARN if drops else diagnostics.OK,
+            f'{sum(drops.values())} frames dropped or bad', values))
+        if self._sensr_health:
+            statuses.append(diagnostics.status(
+                f'{self.get_name()}: SENSR health', hw,
+                diagnostics.OK if self._sensr_health == 'OK' else diagnostics.WARN,
+                self._sensr_health))
+        statuses += [self._publishers_status(hw), self.callbacks_status(hw)]
+        self._diag_pub.publish(diagnostics.array(self.get_clock().now().to_msg(), statuses))
+
+    def _publishers_status(self, hw: str) -> DiagnosticStatus:
+        """Subscriptions matched and incompatible per publisher; WARN when one gets nothing."""
+        values: dict[str, Any] = {}
+        deaf = 0
+        for topic, events in self.publisher_events().items():
+            values.update({f'{topic} {key}': value for key, value in events.items()
+                           if key != 'topic' and (key != 'last_incompatible_policy' or value)})
+            deaf += events['incompatible_qos'] + events['incompatible_type']
+        return diagnostics.status(
+            f'{self.get_name()}: publishers', hw, diagnostics.WARN if deaf else diagnostics.OK,
+            f'{deaf} subscriptions with incompatible QoS or type receive nothing'
+            if deaf else 'ok', values)
+
+    def _log_stats(self) -> None:
+        rates = self.counters.rates()
+        counts = self.counters.snapshot()
+        drops = sum(v for k, v in counts.items() if 'dropped' in k or '_bad_' in k)
+        latency = self.latency.summary()
+        self.get_logger().info(
+            f"clouds {rates.get('points_published', 0.0):.1f}/s "
+            f"(total {counts.get('points_published', 0)}), "
+            f"output {rates.get('output_published', 0.0):.1f}/s, dropped/bad {drops}, "
+            f'latency p50 {latency.p50_s * 1e3:.1f} ms p99 {latency.p99_s * 1e3:.1f} ms')
+
+
+def client_stats(client: SensrClient) -> dict[str, Any]:
+    """Return the connection statistics of a client as plain values."""
+    with client.lock:
+        s = client.stats
+        return {'state': s.state.value, 'url': client.options.url, 'frames': s.frames,
+                'bytes': s.bytes, 'connects': s.connects, 'disconnects': s.disconnects,
+                'failed_attempts': s.failed_attempts,
+                'unhealthy_connections': s.unhealthy_connections,
+                'reconnect_delay_seconds': round(s.reconnect_delay_s, 3),
+                'oversized_frames': s.oversized,
+                'text_frames': s.text_frames, 'overflow_closes': s.overflow_closes,
+                'outage_seconds_total': round(s.outage_s_total, 3),
+                'last_outage_seconds': round(s.last_outage_s, 3),
+                'stall_timeouts': s.stall_timeouts, 'pong_timeouts': s.pong_timeouts,
+                'partial_frames': s.partial_frames, 'last_error': s.last_error}
+
+
+def _readable(path: str) -> bool:
+    try:
+        with open(path, 'rb'):
+            return True
+    except OSError:
+        return False
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the bridge node until SIGINT/SIGTERM (``ros2 run sensr_bridge bridge_node``)."""
+    from sensr_bridge.nodes.runtime import run_nodes
+
+    return run_nodes([('bridge', BridgeNode)], args)
