@@ -314,15 +314,15 @@ def test_clip_around_a_simulator_zone_event(ros, tmp_path, make_sim):
     assert sim.send_zone_event(3, 'EXIT') == 1
     assert wait_until(lambda: events_received() == 2, timeout=30)
     clouds_pass(2 * 20 * BEFORE_S)  # they leave the ring, which then holds its whole window
-    assert node._clips.stats().started == 0
+    assert node.clip_stats().started == 0
     # ENTRY into zone 3, and another while the clip is open: one clip.
     sim.send_zone_event(3, 'ENTRY')
     assert wait_until(lambda: events_received() == 3, timeout=30)
-    assert wait_until(lambda: node._clips.stats().recording)
+    assert wait_until(lambda: node.clip_stats().recording)
     clouds_pass(2)
     sim.send_zone_event(3, 'ENTRY', object_id=2)
     assert wait_until(lambda: events_received() == 4, timeout=30)
-    assert wait_until(lambda: len(node._clips_written) == 1, timeout=30)
+    assert wait_until(lambda: len(node.clips_written) == 1, timeout=30)
     clouds_pass(10)  # the main bag goes on past the clip's end
     assert bridge.trigger_deactivate() == SUCCESS
     assert node.trigger_deactivate() == SUCCESS
@@ -364,13 +364,13 @@ def snapshot_clip(env, tmp_path, **params):
         # No main bag counts what arrives: the ring does (it holds 60 s, so everything).
         for _ in range(count):
             publisher.publish()
-            assert wait_until(lambda: node._clips.stats().ring_messages == 2 * publisher.sent)
+            assert wait_until(lambda: node.clip_stats().ring_messages == 2 * publisher.sent)
 
     send(5)
     reply = services.call('snapshot')
     assert reply.success, reply.message
     send(3)
-    assert wait_until(lambda: len(node._clips_written) == 1, timeout=30)
+    assert wait_until(lambda: len(node.clips_written) == 1, timeout=30)
     assert node.trigger_deactivate() == SUCCESS
     assert reply.message == str(tmp_path / 'bag_clip_001')
     return node, tmp_path / 'bag_clip_001', services
