@@ -35,7 +35,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import PointCloud2
 
-from sensr_bridge.nodes.bridge import BridgeNode, client_stats
+from sensr_bridge.nodes.bridge import BridgeNode
+from sensr_bridge.nodes.bridge_report import client_stats
 from sensr_bridge.sensr.client import State
 from sensr_bridge.sim.simulator import INJECT_KINDS, Simulator, SimulatorConfig
 

@@ -16,15 +16,14 @@ if __name__ == '__main__':  # python -m: signals handled before the imports belo
 
     raise SystemExit(bridge_node())
 
-from dataclasses import asdict, dataclass
-import functools
+from dataclasses import asdict
 import inspect
 import queue
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -33,7 +32,6 @@ from rclpy.qos import (
     HistoryPolicy,
     QoSProfile,
     ReliabilityPolicy,
-    qos_policy_name_from_kind,
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import PointCloud2
@@ -44,6 +42,14 @@ from sensr_bridge.convert import output_frame
 from sensr_bridge.convert.objects import vision_msgs
 from sensr_bridge.errors import ConfigError, DecodeError
 from sensr_bridge.nodes import diagnostics
+from sensr_bridge.nodes.bridge_report import (
+    PublisherEventLog,
+    PublisherEvents,
+    client_stats,
+    connection_status,
+    pipeline_status,
+    stats_line,
+)
 from sensr_bridge.nodes.lifecycle import GuardedLifecycleNode
 from sensr_bridge.nodes.stats import Counters, LatencyWindow, write_json
 from sensr_bridge.sensr import decode, protocol
@@ -110,29 +116,6 @@ PARAMETERS: list[tuple[str, Any, str]] = [
 ]
 
 
-@dataclass
-class PublisherEvents:
-    """What DDS reported to one publisher about the subscriptions of its topic.
-
-    Attributes:
-        topic: The publisher's topic.
-        subscribers: Subscriptions matched now (matched event; not on Humble).
-        incompatible_qos: Subscriptions that request a QoS the publisher does not offer
-            (a reliable one against ``qos_reliability: best_effort``...): they receive
-            nothing.
-        last_incompatible_policy: The QoS policy that made the last one incompatible.
-        incompatible_type: Subscriptions of the same topic with another type (not on
-            Humble): they receive nothing.
-
-    """
-
-    topic: str
-    subscribers: int = 0
-    incompatible_qos: int = 0
-    last_incompatible_policy: str = ''
-    incompatible_type: int = 0
-
-
 class BridgeNode(GuardedLifecycleNode):
     """Lifecycle node bridging a SENSR master to ROS 2 topics.
 
@@ -160,7 +143,8 @@ class BridgeNode(GuardedLifecycleNode):
         self._p: dict[str, Any] = {}
         self._last_output_ns = 0
         self._sensr_health = ''
-        self._pub_events: dict[str, PublisherEvents] = {}
+        self._pub_events = PublisherEventLog(self.get_logger(), self._warn_throttled,
+                                             lambda: self._p.get('qos_reliability'))
 
     # --- parameters ---------------------------------------------------------------------
 
@@ -218,47 +202,19 @@ class BridgeNode(GuardedLifecycleNode):
         (shows when a recorder or RViz connects).
         """
         events = PublisherEvents(topic)
-        kwargs.setdefault('event_callbacks', self._publisher_event_callbacks(
-            events, log_matched=msg_type in (PointCloud2, UInt8MultiArray)))
+        callbacks = self._pub_events.callbacks(
+            events, log_matched=msg_type in (PointCloud2, UInt8MultiArray))
+        kwargs.setdefault('event_callbacks', PublisherEventCallbacks(**{
+            kind: self.guard(f'{kind} {topic}', callback)
+            for kind, callback in callbacks.items() if kind in _PUBLISHER_EVENTS}))
         publisher = super().create_lifecycle_publisher(msg_type, topic, qos_profile, **kwargs)
         events.topic = publisher.topic_name
-        self._pub_events[events.topic] = events
+        self._pub_events.add(events)
         return publisher
-
-    def _publisher_event_callbacks(self, events: PublisherEvents, *,
-                                   log_matched: bool) -> PublisherEventCallbacks:
-        callbacks = {'incompatible_qos': functools.partial(self._incompatible_qos, events),
-                     'incompatible_type': functools.partial(self._incompatible_type, events),
-                     'matched': functools.partial(self._matched, events, log_matched)}
-        return PublisherEventCallbacks(**{
-            kind: self.guard(f'{kind} {events.topic}', callback)
-            for kind, callback in callbacks.items() if kind in _PUBLISHER_EVENTS})
-
-    def _incompatible_qos(self, events: PublisherEvents, info: Any) -> None:
-        events.incompatible_qos += info.total_count_change
-        events.last_incompatible_policy = qos_policy_name_from_kind(info.last_policy_kind)
-        self._warn_throttled(
-            f'incompatible_qos {events.topic}',
-            f'{events.topic}: a subscription requests a QoS this publisher does not offer '
-            f'({events.last_incompatible_policy}; qos_reliability is '
-            f"{self._p.get('qos_reliability')}) and receives nothing "
-            f'({events.incompatible_qos} so far)')
-
-    def _incompatible_type(self, events: PublisherEvents, info: Any) -> None:
-        events.incompatible_type += info.total_count_change
-        self._warn_throttled(
-            f'incompatible_type {events.topic}',
-            f'{events.topic}: a subscription of another message type receives nothing '
-            f'({events.incompatible_type} so far)')
-
-    def _matched(self, events: PublisherEvents, log: bool, info: Any) -> None:
-        events.subscribers = info.current_count
-        if log:
-            self.get_logger().info(f'{events.topic}: {info.current_count} subscriber(s) matched')
 
     def publisher_events(self) -> dict[str, dict[str, Any]]:
         """Return the DDS events of every publisher, by topic (in ``stats_file`` too)."""
-        return {topic: asdict(events) for topic, events in list(self._pub_events.items())}
+        return self._pub_events.snapshot()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -548,76 +504,24 @@ class BridgeNode(GuardedLifecycleNode):
     def _publish_diagnostics(self) -> None:
         if self._diag_pub is None:
             return
-        hw = f"sensr@{self._p.get('host', '')}"
-        statuses = []
-        for client in self._sensr_clients:
-            values = client_stats(client)
-            statuses.append(diagnostics.status(
-                f'{self.get_name()}: {client.name} connection', hw,
-                diagnostics.OK if client.connected else diagnostics.ERROR, values['state'],
-                values))
-        counts = self.counters.snapshot()
-        drops = {k: v for k, v in counts.items() if 'dropped' in k or '_bad_' in k}
-        values = dict(counts)
-        latency = self.latency.summary()
-        values.update({'latency_p50_ms': round(latency.p50_s * 1e3, 2),
-                       'latency_p99_ms': round(latency.p99_s * 1e3, 2),
-                       'latency_max_ms': round(latency.max_s * 1e3, 2),
-                       **{f'subscribers_{key}': pub.get_subscription_count()
-                          for key, pub in self._cloud_pubs.items()},
-                       'decode_pending': self._decoder.pending if self._decoder else 0,
-                       'output_queue': self._output_queue.qsize()})
-        statuses.append(diagnostics.status(
-            f'{self.get_name()}: pipeline', hw, diagnostics.WARN if drops else diagnostics.OK,
-            f'{sum(drops.values())} frames dropped or bad', values))
+        name, hw = self.get_name(), f"sensr@{self._p.get('host', '')}"
+        statuses = [connection_status(name, hw, client) for client in self._sensr_clients]
+        statuses.append(pipeline_status(name, hw, self.counters.snapshot(),
+                                        self.latency.summary(), {
+            **{f'subscribers_{key}': pub.get_subscription_count()
+               for key, pub in self._cloud_pubs.items()},
+            'decode_pending': self._decoder.pending if self._decoder else 0,
+            'output_queue': self._output_queue.qsize()}))
         if self._sensr_health:
             statuses.append(diagnostics.status(
-                f'{self.get_name()}: SENSR health', hw,
+                f'{name}: SENSR health', hw,
                 diagnostics.OK if self._sensr_health == 'OK' else diagnostics.WARN,
                 self._sensr_health))
-        statuses += [self._publishers_status(hw), self.callbacks_status(hw)]
+        statuses += [self._pub_events.status(name, hw), self.callbacks_status(hw)]
         self._diag_pub.publish(diagnostics.array(self.get_clock().now().to_msg(), statuses))
 
-    def _publishers_status(self, hw: str) -> DiagnosticStatus:
-        """Subscriptions matched and incompatible per publisher; WARN when one gets nothing."""
-        values: dict[str, Any] = {}
-        deaf = 0
-        for topic, events in self.publisher_events().items():
-            values.update({f'{topic} {key}': value for key, value in events.items()
-                           if key != 'topic' and (key != 'last_incompatible_policy' or value)})
-            deaf += events['incompatible_qos'] + events['incompatible_type']
-        return diagnostics.status(
-            f'{self.get_name()}: publishers', hw, diagnostics.WARN if deaf else diagnostics.OK,
-            f'{deaf} subscriptions with incompatible QoS or type receive nothing'
-            if deaf else 'ok', values)
-
     def _log_stats(self) -> None:
-        rates = self.counters.rates()
-        counts = self.counters.snapshot()
-        drops = sum(v for k, v in counts.items() if 'dropped' in k or '_bad_' in k)
-        latency = self.latency.summary()
-        self.get_logger().info(
-            f"clouds {rates.get('points_published', 0.0):.1f}/s "
-            f"(total {counts.get('points_published', 0)}), "
-            f"output {rates.get('output_published', 0.0):.1f}/s, dropped/bad {drops}, "
-            f'latency p50 {latency.p50_s * 1e3:.1f} ms p99 {latency.p99_s * 1e3:.1f} ms')
-
-
-def client_stats(client: SensrClient) -> dict[str, Any]:
-    """Return the connection statistics of a client as plain values."""
-    with client.lock:
-        s = client.stats
-        return {'state': s.state.value, 'url': client.options.url, 'frames': s.frames,
-                'bytes': s.bytes, 'connects': s.connects, 'disconnects': s.disconnects,
-                'failed_attempts': s.failed_attempts,
-                'unhealthy_connections': s.unhealthy_connections,
-                'reconnect_delay_seconds': round(s.reconnect_delay_s, 3),
-                'oversized_frames': s.oversized,
-                'text_frames': s.text_frames, 'overflow_closes': s.overflow_closes,
-                'outage_seconds_total': round(s.outage_s_total, 3),
-                'last_outage_seconds': round(s.last_outage_s, 3),
-                'stall_timeouts': s.stall_timeouts, 'pong_timeouts': s.pong_timeouts,
-                'partial_frames': s.partial_frames, 'last_error': s.last_error}
+        self.get_logger().info(stats_line(self.counters, self.latency.summary()))
 
 
 def _readable(path: str) -> bool:
