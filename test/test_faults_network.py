@@ -37,7 +37,7 @@ from sensor_msgs.msg import PointCloud2
 
 from sensr_bridge.nodes.bridge import BridgeNode
 from sensr_bridge.nodes.bridge_report import client_stats
-from sensr_bridge.sensr.client import State
+from sensr_bridge.sensr.connection import State
 from sensr_bridge.sim.simulator import INJECT_KINDS, Simulator, SimulatorConfig
 
 SMALL = {

@@ -250,9 +250,9 @@ def test_sigkill_bridge_takes_decode_workers_along():
 _UNCLOSED_POOL = """
 import sys
 import threading
-from sensr_bridge.sensr import decode
+from sensr_bridge.sensr import decode, points
 decoded = threading.Event()
-pool = decode.PoolDecoder(decode.CloudOptions(), 'f', lambda _r: decoded.set(), workers=1,
+pool = decode.PoolDecoder(points.CloudOptions(), 'f', lambda _r: decoded.set(), workers=1,
                           max_frame_bytes=1 << 20)
 pool.submit(b'not a point frame', 0, 0)  # the worker answers: it runs (and ignores SIGTERM)
 assert decoded.wait(30)

@@ -3,7 +3,7 @@
 """Fuzzing of everything that reads bytes from SENSR, with hypothesis.
 
 Targets: the protobuf wire scanner (:func:`sensr_bridge.sensr.wire.scan_point_result`),
-:func:`sensr_bridge.sensr.decode.plan_frame` with :func:`~sensr_bridge.sensr.decode.fill_points`,
+:func:`sensr_bridge.sensr.points.plan_frame` with :func:`~sensr_bridge.sensr.points.fill_points`,
 :func:`sensr_bridge.sensr.protocol.parse_output` and the websocket
 :class:`~sensr_bridge.sensr.framing.FrameReader`. Inputs are random bytes, valid messages built
 from random content, and valid frames (a simulator frame, a SENSR-like OutputMessage)
@@ -38,7 +38,7 @@ import pytest
 
 from sensr_bridge.convert import cloud
 from sensr_bridge.errors import DecodeError
-from sensr_bridge.sensr import decode, protocol, wire
+from sensr_bridge.sensr import points, protocol, wire
 from sensr_bridge.sensr.framing import ConnectionClosed, FrameReader, ProtocolError
 from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
 
@@ -181,7 +181,7 @@ frames = st.one_of(st.binary(max_size=512), point_results(),
                    mutated([POINT_SEED, OUTPUT_SEED]))
 output_frames = st.one_of(st.binary(max_size=512), mutated([OUTPUT_SEED, POINT_SEED]))
 options = st.builds(
-    decode.CloudOptions, st.sampled_from([decode.MERGED, decode.PER_TYPE]), st.booleans(),
+    points.CloudOptions, st.sampled_from([points.MERGED, points.PER_TYPE]), st.booleans(),
     st.sets(st.sampled_from([1, 2, 3, 7])).map(frozenset))
 
 
@@ -236,10 +236,10 @@ def expected_points(message, opts):
             part['intensity'] = np.frombuffer(c.intensities, '<f4')
         if layout is cloud.XYZI_TYPE:
             part['type'] = c.type & 0xFF
-        key = 'merged' if opts.mode == decode.MERGED else decode.CLOUD_KEYS.get(
+        key = 'merged' if opts.mode == points.MERGED else points.CLOUD_KEYS.get(
             c.type, f'type_{c.type}')
         per_key.setdefault(key, []).append(part.view(np.uint8).reshape(-1))
-    if opts.mode == decode.MERGED:
+    if opts.mode == points.MERGED:
         per_key.setdefault('merged', [])
     return {key: b''.join(p.tobytes() for p in parts) for key, parts in per_key.items()}
 
@@ -259,7 +259,7 @@ def test_scanner_agrees_with_protobuf(data):
 def test_plan_and_fill_match_protobuf(data, opts):
     ran('plan_and_fill_match_protobuf')
     message = pb_point_result(data)
-    plan, error = attempt(decode.plan_frame, data, opts)
+    plan, error = attempt(points.plan_frame, data, opts)
     if error is not None:
         if message is None:
             assert error.kind in ('malformed', 'empty')
@@ -269,7 +269,7 @@ def test_plan_and_fill_match_protobuf(data, opts):
     assert message is not None
     assert expected_plan_error(message, data, opts) is None
     out = bytearray(plan.nbytes)
-    decode.fill_points(data, plan, opts, memoryview(out))
+    points.fill_points(data, plan, opts, memoryview(out))
     step = opts.layout.point_step
     got = {s.key: bytes(out[s.offset:s.offset + s.width * step]) for s in plan.segments}
     assert got == expected_points(message, opts)
@@ -298,10 +298,10 @@ def test_parse_output_raises_only_decode_error(data):
 
 def test_valid_seed_frames_decode_like_protobuf():
     """The unmutated seeds decode, and identically to protobuf (no fuzzing luck needed)."""
-    opts = decode.CloudOptions()
-    plan = decode.plan_frame(POINT_SEED, opts)
+    opts = points.CloudOptions()
+    plan = points.plan_frame(POINT_SEED, opts)
     out = bytearray(plan.nbytes)
-    decode.fill_points(POINT_SEED, plan, opts, memoryview(out))
+    points.fill_points(POINT_SEED, plan, opts, memoryview(out))
     message = protocol.PointResult.FromString(POINT_SEED)
     assert bytes(out) == expected_points(message, opts)['merged']
     assert plan.segments[0].width == 60

@@ -25,7 +25,7 @@ import pytest
 
 from sensr_bridge.convert import cloud
 from sensr_bridge.errors import DecodeError
-from sensr_bridge.sensr import decode, protocol, wire
+from sensr_bridge.sensr import points, protocol, wire
 from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
 
 OLDEST = '3.20'
@@ -68,11 +68,11 @@ def point_digest(frame: bytes) -> dict:
                     for c in view.clouds],
         'parsed': [[c.type, c.id, _sha(c.points), _sha(c.intensities)] for c in parsed.points],
     }
-    for mode in (decode.MERGED, decode.PER_TYPE):
-        options = decode.CloudOptions(mode=mode)
-        plan = decode.plan_frame(frame, options)
+    for mode in (points.MERGED, points.PER_TYPE):
+        options = points.CloudOptions(mode=mode)
+        plan = points.plan_frame(frame, options)
         out = bytearray(plan.nbytes)
-        decode.fill_points(frame, plan, options, memoryview(out))
+        points.fill_points(frame, plan, options, memoryview(out))
         step = options.layout.point_step
         result[mode] = [plan.warnings] + [
             [s.key, s.width, _sha(cloud.serialize_cloud(

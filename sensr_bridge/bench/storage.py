@@ -237,9 +237,9 @@ def simulator_clouds(points: int, frames: int) -> list[bytes]:
 
 def decoded_clouds(sim: Simulator) -> list[bytes]:
     """Decode every precomputed frame of ``sim`` as the bridge does (default parameters)."""
-    from sensr_bridge.sensr import decode
+    from sensr_bridge.sensr import decode, points
 
-    decoder = decode.InlineDecoder(decode.CloudOptions(decode.MERGED, True, frozenset()),
+    decoder = decode.InlineDecoder(points.CloudOptions(points.MERGED, True, frozenset()),
                                    'sensr', lambda _r: None)
     try:
         return [bytes(decoder.decode(slot, sim.expected_point_result(slot), 0, 0).clouds[0][1])

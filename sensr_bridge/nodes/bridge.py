@@ -52,8 +52,9 @@ from sensr_bridge.nodes.bridge_report import (
 )
 from sensr_bridge.nodes.lifecycle import GuardedLifecycleNode
 from sensr_bridge.nodes.stats import Counters, LatencyWindow, write_json
-from sensr_bridge.sensr import decode, protocol
-from sensr_bridge.sensr.client import ClientOptions, SensrClient
+from sensr_bridge.sensr import decode, points, protocol
+from sensr_bridge.sensr.client import SensrClient
+from sensr_bridge.sensr.connection import ClientOptions
 
 try:  # Iron and newer
     from rclpy.event_handler import PublisherEventCallbacks
@@ -80,7 +81,7 @@ PARAMETERS: list[tuple[str, Any, str]] = [
     ('stamp_source', 'sensr',
      "'sensr': output topics stamped with OutputMessage.timestamp; 'receive': receive time. "
      'Clouds are always stamped with their receive time (PointResult has no timestamp).'),
-    ('cloud_mode', decode.MERGED,
+    ('cloud_mode', points.MERGED,
      "'merged': one cloud per frame on points; 'per_type': points/ground, points/background, "
      'points/raw.'),
     ('cloud_type_field', True, 'Add the uint8 per-point SENSR cloud type to merged clouds.'),
@@ -137,7 +138,7 @@ class BridgeNode(GuardedLifecycleNode):
         self._bridge_timers: list[Any] = []
         self._output_queue: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(1)
         self._output_thread: threading.Thread | None = None
-        self._cloud_options = decode.CloudOptions()
+        self._cloud_options = points.CloudOptions()
         self._accepting = threading.Event()
         self._last_warn: dict[str, float] = {}
         self._p: dict[str, Any] = {}
@@ -228,14 +229,14 @@ class BridgeNode(GuardedLifecycleNode):
         try:
             self._p = p = self._read_parameters()
             types = frozenset(t for t in p['cloud_types'] if t)
-            options = decode.CloudOptions(p['cloud_mode'], p['cloud_type_field'], types)
+            options = points.CloudOptions(p['cloud_mode'], p['cloud_type_field'], types)
         except ConfigError as exc:
             self.get_logger().error(f'configuration rejected: {exc}')
             return TransitionCallbackReturn.FAILURE
         overrides = QoSOverridingOptions.with_default_policies()
         if p['point_port']:
-            keys = (['merged'] if options.mode == decode.MERGED
-                    else list(decode.CLOUD_KEYS.values()))
+            keys = (['merged'] if options.mode == points.MERGED
+                    else list(points.CLOUD_KEYS.values()))
             for key in keys:
                 topic = 'points' if key == 'merged' else f'points/{key}'
                 self._cloud_pubs[key] = self.create_lifecycle_publisher(
