@@ -247,13 +247,9 @@ class RecorderNode(GuardedLifecycleNode):
         except (ConfigError, BagError, OSError, re.error) as exc:
             self.get_logger().error(f'configuration rejected: {exc}')
             return TransitionCallbackReturn.FAILURE
-        self._writer = batching
-        self._clips = clips
-        self._recording = True
+        self._writer, self._clips, self._recording = batching, clips, True
+        self._p, self._topics, self._filter = p, topics, message_filter
         self._topic_infos = topic_infos
-        self._p = p
-        self._topics = topics
-        self._filter = message_filter
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._paused = False
         group = MutuallyExclusiveCallbackGroup()
