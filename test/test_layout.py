@@ -1,6 +1,6 @@
 # Copyright 2026 sensr_bridge developers
 # SPDX-License-Identifier: Apache-2.0
-"""The package's layout: no module imports one that imports it back."""
+"""The package's layout: no import cycles, pure subpackages without rclpy, short modules."""
 
 from __future__ import annotations
 
@@ -89,3 +89,40 @@ def test_the_import_graph_sees_every_kind_of_import():
 
 def test_no_import_cycles():
     assert cycles(import_graph()) == []
+
+
+PURE = ('sensr', 'convert', 'bag', 'sim', 'process')
+"""Subpackages that must work (and be tested) without rclpy."""
+
+MAX_LINES = 500
+SIZE_REASON = 'Size:'
+"""How a module longer than MAX_LINES starts the paragraph of its docstring saying why."""
+
+
+def package_modules() -> list[Path]:
+    # The generated schema module is data.
+    return sorted(p for p in PACKAGE.rglob('*.py') if p.name != '_sensr_descriptor.py')
+
+
+def test_pure_subpackages_do_not_import_rclpy():
+    offenders = []
+    for path in package_modules():
+        if path.relative_to(PACKAGE).parts[0] not in PURE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f'{module_name(path)}: {name}' for name in names
+                          if name.split('.')[0] == 'rclpy']
+    assert offenders == []
+
+
+def test_no_module_over_500_lines_without_a_reason_at_its_top():
+    long = []
+    for path in package_modules():
+        lines = len(path.read_text().splitlines())
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ''
+        if lines > MAX_LINES and not any(line.startswith(SIZE_REASON)
+                                         for line in doc.splitlines()):
+            long.append(f'{module_name(path)}: {lines} lines')
+    assert long == []

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the bridge reports: its connections, its publishers' DDS events, its log line.
 
-No rclpy: built from the clients' statistics, the counters and the events DDS reported
+Without a node: built from the clients' statistics, the counters and the events DDS reported
 to each publisher; the node hands in its logger and its throttled warning.
 """
 
