@@ -36,7 +36,7 @@ setup(
             'bag_info = sensr_bridge.bag.info:main',
             'bag_reindex = sensr_bridge.bag.reindex:main',
             'tracks = sensr_bridge.cli.tracks:main',
-            'bench = sensr_bridge.bench.runs:main',
+            'bench = sensr_bridge.bench.cli:main',
             'shm_clean = sensr_bridge.process.shm:main',
         ],
     },

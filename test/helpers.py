@@ -193,10 +193,12 @@ ENV = {**os.environ, 'PYTHONUNBUFFERED': '1',
 class Proc:
     """A child process whose merged output is read line by line on a thread."""
 
-    def __init__(self, name: str, cmd: list[str], **popen):
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str] | None = None, **popen):
+        """Start ``cmd`` with ``env`` (default ``ENV``: a ROS domain of its own)."""
         self.name = name
         self.popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True, env=ENV, umask=0o022, **popen)
+                                      text=True, env=ENV if env is None else env, umask=0o022,
+                                      **popen)
         self.pid = self.popen.pid
         self.lines: list[str] = []
         self.cond = threading.Condition()
@@ -226,11 +228,15 @@ class Proc:
             return ''.join(self.lines)
 
     def wait_line(self, pattern: str | re.Pattern, timeout: float = 30.0,
-                  accept: Callable[[re.Match], bool] = lambda _m: True) -> re.Match:
-        """Wait for an output line matching ``pattern`` (and ``accept``); fail on exit."""
+                  accept: Callable[[re.Match], bool] = lambda _m: True,
+                  since: int = 0) -> re.Match:
+        """Wait for an output line matching ``pattern`` (and ``accept``); fail on exit.
+
+        Lines before the ``since``-th are not looked at.
+        """
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = since
         with self.cond:
             while True:
                 for line in self.lines[seen:]:
@@ -243,6 +249,18 @@ class Proc:
                     pytest.fail(f'{self.name}: no line matching {regex.pattern!r} '
                                 f'({"exited" if self.eof else "timeout"}):\n{self.output[-4000:]}')
                 self.cond.wait(left)
+
+    def ask(self, command: str, pattern: str | re.Pattern, timeout: float = 30.0) -> re.Match:
+        """Write ``command`` as a line to stdin, wait for a line matching ``pattern`` after it.
+
+        Started with ``stdin=subprocess.PIPE``. Only the answer counts: the same answer to
+        an earlier command is not taken for this one's.
+        """
+        with self.cond:
+            since = len(self.lines)
+        self.popen.stdin.write(command + '\n')
+        self.popen.stdin.flush()
+        return self.wait_line(pattern, timeout, since=since)
 
     def wait_exit(self, timeout: float) -> int:
         with self.cond:

@@ -15,7 +15,7 @@ import yaml
 from sensr_bridge.bag.backends.rosbag2py_writer import write_mcap_config
 from sensr_bridge.bag.base import QosDesc, StorageOptions, TopicInfo
 from sensr_bridge.bag.factory import create_writer
-from sensr_bridge.bench.storage import simulator_clouds
+from sensr_bridge.bench.clouds import simulator_clouds
 from sensr_bridge.errors import ConfigError
 
 if TYPE_CHECKING:

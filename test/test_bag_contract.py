@@ -20,7 +20,7 @@ from sensr_bridge.bag.base import (
 )
 from sensr_bridge.bag.factory import create_writer
 from sensr_bridge.bag.typedefs import type_definition, typestore
-from sensr_bridge.bench.storage import pointcloud2_cdr
+from sensr_bridge.bench.clouds import pointcloud2_cdr
 from sensr_bridge.errors import BagError, BagExistsError, ConfigError
 
 WRITERS = [

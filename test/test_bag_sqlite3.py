@@ -28,6 +28,8 @@ from sensr_bridge.bag.fileio import start_writeback
 from sensr_bridge.bag.reindex import reindex
 from sensr_bridge.bag.typedefs import typestore
 from sensr_bridge.bench import storage as bench_storage
+from sensr_bridge.bench.clouds import pointcloud2_cdr
+from sensr_bridge.bench.storage_crash import run_crash
 from sensr_bridge.errors import ConfigError, StorageFullError
 
 CLOUD = TopicInfo('/sensr/points', 'sensor_msgs/msg/PointCloud2',
@@ -70,7 +72,7 @@ def query(db: Path, sql: str) -> list[tuple]:
 
 
 def write_cloud_bag(uri: Path, **options: object) -> bytes:
-    cloud = bench_storage.pointcloud2_cdr(100)
+    cloud = pointcloud2_cdr(100)
     with Sqlite3Writer(StorageOptions(uri, **options)) as writer:
         writer.create_topic(CLOUD)
         writer.write_batch([(CLOUD.name, 42, cloud)])
@@ -271,8 +273,8 @@ def test_disk_full_without_room_for_metadata(small_fs: Path) -> None:
 @pytest.mark.parametrize('preset', ['crash_safe', 'durable', 'resilient'])
 def test_sigkill_mid_batch_keeps_every_committed_batch(tmp_path: Path, preset: str) -> None:
     # 3.2 MB clouds: the write takes long enough that most kills land inside it.
-    rows = bench_storage.run_crash(tmp_path, {preset: list(PRESETS[preset])}, runs=3,
-                                   batch=4, points=200_000, seed=7)
+    rows = run_crash(tmp_path, {preset: list(PRESETS[preset])}, runs=3,
+                     batch=4, points=200_000, seed=7)
     row = rows[0]
     assert row['killed'] == 3, row
     assert (row['reindex_ok'], row['quick_check_ok'], row['committed_present']) == (3, 3, 3), row
@@ -284,8 +286,8 @@ def test_sigkill_with_memory_journal_fails_only_as_documented(tmp_path: Path) ->
     # a kill during COMMIT can leave a malformed file, which reindex reports. Small
     # clouds make the commit a large part of each batch, so kills often land in it. What
     # must hold: every run is either clean or the damage is reported, never silent.
-    row = bench_storage.run_crash(tmp_path, {'memory': list(PRESETS['rosbag2_default'])},
-                                  runs=3, batch=4, points=30_000, seed=7)[0]
+    row = run_crash(tmp_path, {'memory': list(PRESETS['rosbag2_default'])},
+                    runs=3, batch=4, points=30_000, seed=7)[0]
     print(row)  # the outcome, recorded in the test log
     assert row['killed'] == 3
     assert row['silent_loss'] == 0, row

@@ -16,13 +16,9 @@ from helpers import NEEDS_ROS2_CLI, NEEDS_ROSBAG2_PY
 import pytest
 
 from sensr_bridge.bench import storage as bench_storage
-from sensr_bridge.bench.runs import (
-    ID_WINDOW,
-    Expected,
-    markdown_table,
-    match_sends,
-    percentiles,
-)
+from sensr_bridge.bench.clouds import ID_WINDOW, Expected, match_sends
+from sensr_bridge.bench.figures import percentiles
+from sensr_bridge.bench.report import markdown_table
 from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
 
 
@@ -172,7 +168,7 @@ def test_markdown_table_marks_losses_and_unknowns():
 
 
 def test_matrix_options_need_matrix_and_the_recorder_mode(capsys):
-    from sensr_bridge.bench.runs import main
+    from sensr_bridge.bench.cli import main
 
     for argv in (['recorder', '--rates', '10,20'], ['e2e', '--matrix'],
                  ['recorder', '--matrix', '--recorders', 'python,rosbag'],

@@ -22,10 +22,10 @@ import os
 from pathlib import Path
 import signal
 import subprocess
-import sys
 import threading
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from helpers import PY, Proc
 import pytest
 from rcl_interfaces.msg import Log
 import rclpy
@@ -38,8 +38,6 @@ from sensr_bridge.nodes.bridge import BridgeNode
 from sensr_bridge.nodes.recorder import RecorderNode
 from sensr_bridge.nodes.stats import LossCounter
 from sensr_bridge.process import environment
-
-PY = sys.executable
 
 # A publisher process: 'publish N [noack]' sends N messages at once, then (reliable)
 # waits until every subscription acknowledged them. Answers each command with a line.
@@ -81,38 +79,6 @@ for line in sys.stdin:
 executor.shutdown()
 rclpy.try_shutdown()
 """
-
-
-class Child:
-    """A child process whose output lines are awaited; stdin takes commands."""
-
-    def __init__(self, cmd, env=None):
-        self.popen = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, env=env)
-        self.lines = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.popen.stdout:
-            with self.cond:
-                self.lines.append(line)
-                self.cond.notify_all()
-
-    def send(self, command):
-        self.popen.stdin.write(command + '\n')
-        self.popen.stdin.flush()
-
-    def wait_line(self, text, timeout=30.0):
-        with self.cond:
-            ok = self.cond.wait_for(lambda: any(text in line for line in self.lines), timeout)
-            assert ok, f'no line with {text!r} within {timeout} s:\n{"".join(self.lines)[-4000:]}'
-            self.lines = [line for line in self.lines if text not in line]
-
-    def stop(self):
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait(10)
 
 
 class Observer:
@@ -244,7 +210,9 @@ def check_stats_file(path, topic, published):
 def test_recorder_counts_what_its_starved_history_overwrote(observed, tmp_path):
     context, observer = observed
     topic = '/sensr/loss_history'
-    publisher = Child([PY, '-c', PUBLISHER, topic, 'reliable', '1000'])
+    # The test's own ROS domain: the recorder and the observer run in this process.
+    publisher = Proc('publisher', [PY, '-c', PUBLISHER, topic, 'reliable', '1000'],
+                     env=dict(os.environ), stdin=subprocess.PIPE)
     params = recorder_params(tmp_path, topic, autostart=False)
     recorder = RecorderNode(context=context, parameter_overrides=[
         Parameter(k, value=v) for k, v in params.items()])
@@ -257,20 +225,17 @@ def test_recorder_counts_what_its_starved_history_overwrote(observed, tmp_path):
         recorder.trigger_configure()
         recorder.trigger_activate()
         publisher.wait_line('matched')
-        publisher.send('publish 5')
-        publisher.wait_line('published 5 acked=True')
+        publisher.ask('publish 5', 'published 5 acked=True')
         assert observer.wait(lambda: observer.topic_counts(status)['written'] == 5)
         # Starved: nothing is taken while 100 more arrive into a history of 5.
         spinner.hold()
-        publisher.send('publish 100')
-        publisher.wait_line('published 100 acked=True')  # all in the recorder's history
+        publisher.ask('publish 100', 'published 100 acked=True')  # all in the recorder's history
         spinner.release()
         # The 5 left in the history are taken before more come (or they would be lost too).
         assert observer.wait(lambda: sum(observer.topic_counts(status)[k]
                                          for k in ('written', 'lost')) == 105), \
             observer.values(status)
-        publisher.send('publish 5')
-        publisher.wait_line('published 5 acked=True')
+        publisher.ask('publish 5', 'published 5 acked=True')
         assert observer.wait(lambda: sum(observer.topic_counts(status)[k]
                                          for k in ('written', 'lost')) == 110), \
             observer.values(status)
@@ -288,7 +253,7 @@ def test_recorder_counts_what_its_starved_history_overwrote(observed, tmp_path):
         assert recorder.final_loss[topic].lost == 95
     finally:
         spinner.stop()
-        publisher.stop()
+        publisher.kill_tree()
         recorder.trigger_shutdown()
         executor.shutdown(timeout_sec=2)
         recorder.destroy_node()
@@ -301,27 +266,25 @@ def test_recorder_counts_lost_in_transport_once(observed, tmp_path):
     # Fast DDS defaults (no large-data profile): a shared-memory port of 512 slots, which a
     # stopped reader lets overflow.
     env = {k: v for k, v in os.environ.items() if k not in environment.DDS_PROFILE_VARIABLES}
-    publisher = Child([PY, '-c', PUBLISHER, topic, 'reliable', '10000'], env=env)
+    publisher = Proc('publisher', [PY, '-c', PUBLISHER, topic, 'reliable', '10000'], env=env,
+                     stdin=subprocess.PIPE)
     params = recorder_params(tmp_path, topic)
-    recorder = Child([PY, '-m', 'sensr_bridge.nodes.recorder', '--ros-args', *[
+    recorder = Proc('recorder', [PY, '-m', 'sensr_bridge.nodes.recorder', '--ros-args', *[
         arg for k, v in params.items() for arg in (
             '-p', f'{k}:={json.dumps(v) if isinstance(v, list) else v}')]],
         env={**env, 'PYTHONUNBUFFERED': '1'})
     status = f'sensr_recorder: {topic}'
     try:
         publisher.wait_line('matched')
-        publisher.send('publish 5')
-        publisher.wait_line('published 5 acked=True')
+        publisher.ask('publish 5', 'published 5 acked=True')
         assert observer.wait(lambda: observer.topic_counts(status)['written'] == 5), \
-            ''.join(recorder.lines)[-3000:]
+            recorder.output[-3000:]
         os.kill(recorder.popen.pid, signal.SIGSTOP)
         try:
-            publisher.send('publish 1500 noack')
-            publisher.wait_line('published 1500')
+            publisher.ask('publish 1500 noack', 'published 1500')
         finally:
             os.kill(recorder.popen.pid, signal.SIGCONT)
-        publisher.send('publish 5')
-        publisher.wait_line('published 5 acked=True')
+        publisher.ask('publish 5', 'published 5 acked=True')
         assert observer.wait(lambda: sum(observer.topic_counts(status)[k]
                                          for k in ('written', 'lost')) == 1510), \
             observer.values(status)
@@ -329,14 +292,14 @@ def test_recorder_counts_lost_in_transport_once(observed, tmp_path):
         assert int(values['lost_dds']) > 0, values
         assert int(values['lost']) == int(values['lost_sequence_gap']), values
         recorder.popen.send_signal(signal.SIGINT)
-        assert recorder.popen.wait(30) == 0
+        assert recorder.wait_exit(30) == 0
         written, lost = check_stats_file(params['stats_file'], topic, 1510)
         assert lost['lost_dds'] > 0
         # Both saw the port's overflow; added up, they would exceed what was sent.
         assert written + lost['lost_dds'] + lost['lost_sequence_gap'] > 1510
     finally:
-        publisher.stop()
-        recorder.stop()
+        publisher.kill_tree()
+        recorder.kill_tree()
 
 
 def test_bridge_counts_and_logs_a_subscriber_with_incompatible_qos(observed):

@@ -1,7 +1,7 @@
 # Copyright 2026 sensr_bridge developers
 # SPDX-License-Identifier: Apache-2.0
-"""``python -m sensr_bridge.bench``: :func:`sensr_bridge.bench.runs.main`."""
+"""``python -m sensr_bridge.bench``: :func:`sensr_bridge.bench.cli.main`."""
 
-from sensr_bridge.bench.runs import main
+from sensr_bridge.bench.cli import main
 
 raise SystemExit(main())

@@ -35,41 +35,30 @@ from collections.abc import Callable
 import json
 import os
 from pathlib import Path
-import random
-import resource
 import shutil
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from rosbags.rosbag2 import Reader
-
 from sensr_bridge.bag.backends.mcap_writer import McapWriter
-from sensr_bridge.bag.backends.pragmas import (
-    Pragma,
-    apply_pragmas,
-    parse_storage_config,
-    write_storage_config,
-)
+from sensr_bridge.bag.backends.pragmas import Pragma, apply_pragmas
 from sensr_bridge.bag.backends.sqlite3_writer import Sqlite3Writer
 from sensr_bridge.bag.base import COMPRESSIONS, StorageOptions, TopicInfo
-from sensr_bridge.bag.factory import create_writer
-from sensr_bridge.bag.reindex import reindex
-from sensr_bridge.bag.typedefs import typestore
+from sensr_bridge.bench.clouds import (
+    CLOUD_TOPIC,
+    CLOUD_TYPE,
+    SENSR_POINTS,
+    pointcloud2_cdr,
+    simulator_clouds,
+)
+from sensr_bridge.bench.storage_compression import format_compression_table, run_compression
+from sensr_bridge.bench.storage_crash import crash_child, format_crash_table, run_crash
 
 if TYPE_CHECKING:
     from sensr_bridge.bag.base import BagWriter
-    from sensr_bridge.sim.simulator import Simulator
-
-SENSR_POINTS = 921_512
-CLOUD_TOPIC = '/sensr/points'
-CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
 
 _PAGE_64K: list[Pragma] = [('page_size', '65536')]
 _BIG_CACHE: list[Pragma] = [('cache_size', '-262144')]
@@ -91,36 +80,6 @@ PRAGMA_SETS.update({f'{name}/64K': _PAGE_64K + PRAGMA_SETS[name]
 # window in which a kill interrupts the commit itself (see --crash).
 PRAGMA_SETS.update({f'{name}/bigcache': PRAGMA_SETS[name] + _BIG_CACHE
                     for name in ('MEMORY/OFF', 'TRUNCATE/OFF')})
-
-
-def pointcloud2_cdr(points: int, stamp_ns: int = 0, seed: int = 0) -> bytes:
-    """Serialize a PointCloud2 with x, y, z, intensity float32 fields using rosbags.
-
-    Args:
-        points: Number of points (one row).
-        stamp_ns: Header stamp in nanoseconds.
-        seed: Seed of the random coordinates.
-
-    Returns:
-        The CDR bytes.
-
-    """
-    store = typestore()
-    cloud = store.types[CLOUD_TYPE]
-    field = store.types['sensor_msgs/msg/PointField']
-    header = store.types['std_msgs/msg/Header']
-    stamp = store.types['builtin_interfaces/msg/Time']
-    data = np.random.default_rng(seed).random((points, 4), dtype=np.float32)
-    msg = cloud(
-        header=header(stamp=stamp(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
-                      frame_id='sensr'),
-        height=1, width=points,
-        fields=[field(name=name, offset=4 * i, datatype=field.FLOAT32, count=1)
-                for i, name in enumerate(('x', 'y', 'z', 'intensity'))],
-        is_bigendian=False, point_step=16, row_step=16 * points,
-        data=data.view(np.uint8).reshape(-1), is_dense=True,
-    )
-    return bytes(store.serialize_cdr(msg, CLOUD_TYPE))
 
 
 # Each case returns the perf_counter() time at which its last write returned.
@@ -228,84 +187,6 @@ def run_benchmark(root: Path, count: int, batch: int, repeat: int,
     return rows
 
 
-def simulator_clouds(points: int, frames: int) -> list[bytes]:
-    """The clouds the bridge publishes for the simulator's first ``frames`` frames."""
-    from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
-
-    return decoded_clouds(Simulator(SimulatorConfig(points=points, frames_precomputed=frames)))
-
-
-def decoded_clouds(sim: Simulator) -> list[bytes]:
-    """Decode every precomputed frame of ``sim`` as the bridge does (default parameters)."""
-    from sensr_bridge.sensr import decode, points
-
-    decoder = decode.InlineDecoder(points.CloudOptions(points.MERGED, True, frozenset()),
-                                   'sensr', lambda _r: None)
-    try:
-        return [bytes(decoder.decode(slot, sim.expected_point_result(slot), 0, 0).clouds[0][1])
-                for slot in range(sim.config.frames_precomputed)]
-    finally:
-        decoder.close(1.0)
-
-
-def _cpu_s() -> float:
-    """CPU seconds of this process and of its children that have been waited for."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def run_compression(root: Path, clouds: list[bytes], count: int, compressions: list[str],
-                    backends: list[str]) -> list[dict[str, Any]]:
-    """Write ``count`` clouds (cycling through ``clouds``) per compression and backend.
-
-    Args:
-        root: Empty scratch directory on the disk to measure.
-        clouds: Serialized PointCloud2 messages.
-        count: Clouds per run, one per batch.
-        compressions: Values of :data:`~sensr_bridge.bag.base.COMPRESSIONS`.
-        backends: 'python' and/or 'rosbag2_py'.
-
-    Returns:
-        One row per case: ratio, MB/s, CPU ms per cloud, clouds/s.
-
-    """
-    rows = []
-    payload = sum(len(clouds[i % len(clouds)]) for i in range(count))
-    for backend in backends:
-        for compression in compressions:
-            uri = root / f'{backend}_{compression}'
-            os.sync()  # writeback of an earlier run must not slow this one
-            writer = create_writer(StorageOptions(uri, storage_id='mcap',
-                                                  compression=compression), backend)
-            cpu, start = _cpu_s(), time.perf_counter()
-            with writer:
-                writer.create_topic(TopicInfo(CLOUD_TOPIC, CLOUD_TYPE))
-                for i in range(count):
-                    writer.write_batch([(CLOUD_TOPIC, i * 100_000_000,
-                                         clouds[i % len(clouds)])])
-            wall, cpu = time.perf_counter() - start, _cpu_s() - cpu
-            stored = sum(p.stat().st_size for p in uri.glob('*.mcap'))
-            rows.append({'backend': backend, 'compression': compression, 'clouds': count,
-                         'cloud_bytes': payload // count, 'file_bytes': stored,
-                         'ratio': payload / stored, 'mb_per_s': payload / 1e6 / wall,
-                         'cpu_ms_per_cloud': cpu * 1e3 / count, 'clouds_per_s': count / wall})
-            print(f'  {backend:<10} {compression:<5} ratio {rows[-1]["ratio"]:.2f}',
-                  file=sys.stderr)
-            shutil.rmtree(uri)
-    return rows
-
-
-def format_compression_table(rows: list[dict[str, Any]]) -> str:
-    """Format ``run_compression`` rows as a markdown table."""
-    lines = ['| writer | compression | ratio | MB/s | CPU ms/cloud | clouds/s alone |',
-             '| --- | --- | ---: | ---: | ---: | ---: |']
-    lines += [f'| {r["backend"]} | {r["compression"]} | {r["ratio"]:.2f} | '
-              f'{r["mb_per_s"]:.0f} | {r["cpu_ms_per_cloud"]:.1f} | {r["clouds_per_s"]:.1f} |'
-              for r in rows]
-    return '\n'.join(lines)
-
-
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Format benchmark rows as a text table.
 
@@ -321,177 +202,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines += [f'{r["case"]:<22} {r["kind"]:<13} {r["accepted_msg_per_s"]:14.1f} '
               f'{r["msg_per_s"]:7.1f} {r["mb_per_s"]:7.0f} {r["durable_mb_per_s"]:13.0f}'
               for r in rows]
-    return '\n'.join(lines)
-
-
-def crash_child(uri: Path, config: Path, batches: int, batch: int, points: int) -> None:
-    """Write batches, printing 'begin i' before and 'committed i' after each (crash mode).
-
-    Message j of batch i has timestamp ``i * batch + j`` and the payload of
-    ``pointcloud2_cdr(points, seed=i)``. After the last batch the child waits for
-    standard input to close before closing the bag, so a kill sent during or after the
-    last batch never finds a finished bag.
-
-    Args:
-        uri: Bag directory to create.
-        config: Storage config file with the exact pragmas to apply.
-        batches: Batches to write.
-        batch: Messages per batch.
-        points: Points per cloud.
-
-    """
-    writer = Sqlite3Writer(StorageOptions(uri), pragmas=parse_storage_config(config))
-    writer.open()
-    writer.create_topic(TopicInfo(CLOUD_TOPIC, CLOUD_TYPE))
-    print('ready', flush=True)
-    for index in range(batches):
-        cloud = pointcloud2_cdr(points, seed=index)
-        print(f'begin {index}', flush=True)
-        writer.write_batch([(CLOUD_TOPIC, index * batch + j, cloud) for j in range(batch)])
-        print(f'committed {index}', flush=True)
-    sys.stdin.read()
-    writer.close()
-
-
-def check_crashed_bag(uri: Path, committed: int, batch: int, points: int) -> dict[str, Any]:
-    """Recover a bag whose writer was killed during batch ``committed`` and check it.
-
-    Args:
-        uri: The bag directory.
-        committed: Number of batches the writer reported committed.
-        batch: Messages per batch.
-        points: Points per cloud (to rebuild the expected payloads).
-
-    Returns:
-        reindex_ok, quick_check_ok, committed_present (every reported batch there with
-        exact payloads), killed_batch_messages (messages of the killed batch present: 0
-        if rolled back, ``batch`` if it committed before the kill landed), torn (a
-        partial killed batch, or any unexpected message or payload), and error (text,
-        or None).
-
-    """
-    result: dict[str, Any] = {'reindex_ok': False, 'quick_check_ok': False,
-                              'committed_present': False, 'killed_batch_messages': 0,
-                              'torn': False, 'error': None}
-    try:
-        reindex(uri)
-        result['reindex_ok'] = True
-        result['quick_check_ok'] = all(_quick_check(db3) for db3 in uri.glob('*.db3'))
-        payloads = {i: pointcloud2_cdr(points, seed=i) for i in range(committed + 1)}
-        present: set[int] = set()
-        with Reader(uri) as reader:
-            for _, stamp, data in reader.messages():
-                index = stamp // batch
-                if index > committed or data != payloads[index] or stamp in present:
-                    result['torn'] = True
-                present.add(stamp)
-        result['committed_present'] = set(range(committed * batch)) <= present
-        result['killed_batch_messages'] = len(present - set(range(committed * batch)))
-        result['torn'] |= result['killed_batch_messages'] not in (0, batch)
-    except Exception as err:  # a torn bag may break reindex or the reader in any way
-        result['error'] = f'{type(err).__name__}: {err}'
-    return result
-
-
-def _quick_check(db3: Path) -> bool:
-    conn = sqlite3.connect(db3)
-    try:
-        return conn.execute('PRAGMA quick_check').fetchone()[0] == 'ok'
-    finally:
-        conn.close()
-
-
-def run_crash(root: Path, sets: dict[str, list[Pragma]], *, runs: int, batch: int,
-              points: int, seed: int = 0) -> list[dict[str, Any]]:
-    """SIGKILL a child writer mid-batch ``runs`` times per pragma set and check the bags.
-
-    Args:
-        root: Scratch directory.
-        sets: Pragma sets by name, e.g. from ``PRAGMA_SETS``.
-        runs: Kills per set.
-        batch: Messages per batch.
-        points: Points per cloud.
-        seed: Seed of the kill timing.
-
-    Returns:
-        One row per set with counts over its runs.
-
-    """
-    rng = random.Random(seed)
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2]), os.environ.get('PYTHONPATH', '')])}
-    rows = []
-    for name, pragmas in sets.items():
-        config = root / 'pragmas.yaml'
-        write_storage_config(config, pragmas)
-        row = {'case': name, 'runs': runs, 'killed': 0, 'reindex_ok': 0,
-               'quick_check_ok': 0, 'committed_present': 0, 'killed_batch_kept': 0,
-               'torn': 0, 'clean': 0, 'silent_loss': 0, 'errors': []}
-        for _ in range(runs):
-            uri = root / 'crash'
-            target = rng.randint(1, 3)
-            # The child writes batches 0..target and waits: the kill lands in batch
-            # target or just after it, never in a later one.
-            child = subprocess.Popen(
-                [sys.executable, '-m', 'sensr_bridge.bench.storage', '--child', str(uri),
-                 '--child-config', str(config), '--batch', str(batch),
-                 '--points', str(points), '--count', str(target + 1)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-            committed, began, batch_s = 0, 0.0, 0.0
-            for line in child.stdout:
-                if line.startswith('begin'):
-                    began = time.perf_counter()
-                if line.startswith('committed'):
-                    committed += 1
-                    batch_s = time.perf_counter() - began
-                if line.strip() == f'begin {target}':
-                    # Land anywhere inside this batch, timed by the previous one.
-                    time.sleep(rng.uniform(0.0, batch_s))
-                    child.send_signal(signal.SIGKILL)
-                    break
-            child.wait()
-            child.stdin.close()
-            child.stdout.close()
-            row['killed'] += int(child.returncode == -signal.SIGKILL)
-            checked = check_crashed_bag(uri, committed, batch, points)
-            for key in ('reindex_ok', 'quick_check_ok', 'committed_present', 'torn'):
-                row[key] += int(checked[key])
-            row['killed_batch_kept'] += int(checked['killed_batch_messages'] == batch)
-            detected = checked['error'] or not checked['quick_check_ok']
-            intact = checked['committed_present'] and not checked['torn']
-            row['clean'] += int(intact and not detected)
-            row['silent_loss'] += int(not intact and not detected)
-            if checked['error']:
-                row['errors'].append(checked['error'])
-            shutil.rmtree(uri)
-        rows.append(row)
-        print(f'  {name}: {row}', file=sys.stderr)
-    return rows
-
-
-def format_crash_table(rows: list[dict[str, Any]]) -> str:
-    """Format crash rows as a text table.
-
-    Args:
-        rows: From ``run_crash``.
-
-    Returns:
-        The table and a note on what was not tested.
-
-    """
-    lines = [f'{"case":<22} {"runs":>4} {"killed":>6} {"reindex":>7} {"check":>5} '
-             f'{"kept":>4} {"late":>4} {"torn":>4} {"clean":>5} {"silent":>6}']
-    lines += [f'{r["case"]:<22} {r["runs"]:4d} {r["killed"]:6d} '
-              f'{r["reindex_ok"]:7d} {r["quick_check_ok"]:5d} {r["committed_present"]:4d} '
-              f'{r["killed_batch_kept"]:4d} {r["torn"]:4d} {r["clean"]:5d} '
-              f'{r["silent_loss"]:6d}' for r in rows]
-    lines.append('reindex: bag recovered; check: PRAGMA quick_check ok; kept: every batch '
-                 'reported committed present bit-exact;')
-    lines.append('late: the killed batch had committed before the kill landed; torn: part of '
-                 'a batch or a wrong payload visible;')
-    lines.append('clean: recovered, checked, kept, not torn; silent: data lost or torn '
-                 'without any error or failed check.')
-    lines.append('Only process crashes (SIGKILL) are tested; power loss cannot be.')
     return '\n'.join(lines)
 
 
