@@ -15,11 +15,11 @@ from launch.actions import OpaqueFunction
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from sensr_bridge.launching import actions, plans
+from sensr_bridge.launching import actions, arguments, guard, plans
 
 
 def generate_launch_description():
-    return LaunchDescription([*actions.declare_arguments(plans.BRIDGE_ARGUMENTS),
+    return LaunchDescription([*actions.declare_arguments(arguments.BRIDGE_ARGUMENTS),
                               OpaqueFunction(function=start)])
 
 
@@ -27,7 +27,7 @@ def start(context):
     plan = plans.bridge_plan(context.launch_configurations)
     # Before any process starts: launch leaves running what it started before a failure.
     plans.check_installed(plan)
-    errors = plans.ProcessErrors()
+    errors = guard.ProcessErrors()
     entities = actions.first_actions(plan)
     if plan.simulator is not None:
         entities += actions.process(plan.simulator, plan, errors)

@@ -8,7 +8,8 @@ max_bagfile_duration, max_bagfile_size, compression, topic_intervals, skip_empty
 clip_mode, clip_before, clip_after, clip_events, clip_buffer_bytes, params_file,
 namespace, simulate, sim_points, sim_rate, composed, rviz (true, false, auto).
 
-Everything is computed by :mod:`sensr_bridge.launching.plans` (tested without launch);
+Everything is computed by :mod:`sensr_bridge.launching.plans` and the modules next to it
+(tested without launch);
 this file maps its plan onto launch actions. Separate processes are started as lifecycle
 nodes and brought up in order by ChangeState events on OnStateTransition: recorder
 configured, bridge configured, recorder active, then, once the launch's ROS graph shows
@@ -32,14 +33,14 @@ from launch_ros.ros_adapters import get_ros_node
 from lifecycle_msgs.msg import Transition
 
 from launch import LaunchDescription
-from sensr_bridge.launching import actions, plans
+from sensr_bridge.launching import actions, arguments, guard, plans
 
 TRANSITIONS = {'configure': Transition.TRANSITION_CONFIGURE,
                'activate': Transition.TRANSITION_ACTIVATE}
 
 
 def generate_launch_description():
-    return LaunchDescription([*actions.declare_arguments(plans.RECORD_ARGUMENTS),
+    return LaunchDescription([*actions.declare_arguments(arguments.RECORD_ARGUMENTS),
                               OpaqueFunction(function=start)])
 
 
@@ -49,8 +50,8 @@ def change_state(node, transition):
 
 
 def failed(context, name, start_state, goal_state, errors):
-    raise RuntimeError(plans.lifecycle_failure(name, start_state, goal_state,
-                                                        errors.last(name)))
+    raise RuntimeError(guard.lifecycle_failure(name, start_state, goal_state,
+                                               errors.last(name)))
 
 
 def graph_topics(query, name, namespace):
@@ -70,7 +71,7 @@ def when_recorded(context, wait, namespace, request):
         graph_topics(node.get_subscriber_names_and_types_by_node,
                      plans.RECORDER_NAME, namespace))
     if verdict is None:
-        return [TimerAction(period=plans.RECORDER_WAIT_POLL_S, actions=[
+        return [TimerAction(period=guard.RECORDER_WAIT_POLL_S, actions=[
             OpaqueFunction(function=when_recorded, args=[wait, namespace, request])])]
     return [LogInfo(msg=verdict), request] if verdict else [request]
 
@@ -89,16 +90,16 @@ def when_heard(context, topics, deadline, requests):
     if not unheard:
         return requests
     if time.monotonic() < deadline:
-        return [TimerAction(period=plans.RECORDER_WAIT_POLL_S, actions=[
+        return [TimerAction(period=guard.RECORDER_WAIT_POLL_S, actions=[
             OpaqueFunction(function=when_heard, args=[topics, deadline, requests])])]
-    return [LogInfo(msg=plans.unheard_note(unheard)), *requests]
+    return [LogInfo(msg=guard.unheard_note(unheard)), *requests]
 
 
 def start(context):
     plan = plans.record_plan(context.launch_configurations)
     # Before any process starts: launch leaves running what it started before a failure.
     plans.check_installed(plan)
-    errors = plans.ProcessErrors()
+    errors = guard.ProcessErrors()
     entities = actions.first_actions(plan)
     if plan.simulator is not None:
         entities += actions.process(plan.simulator, plan, errors)
@@ -121,7 +122,7 @@ def start(context):
                 request = change_state(nodes[step.node], step.transition)
                 if step.wait_for_recorder:
                     request = OpaqueFunction(function=when_recorded, args=[
-                        plans.RecorderWait(plan.namespace), '/' + plan.namespace,
+                        guard.RecorderWait(plan.namespace), '/' + plan.namespace,
                         request])
                 entities.append(RegisterEventHandler(OnStateTransition(
                     target_lifecycle_node=nodes[after_node], start_state=start_state,
@@ -129,7 +130,7 @@ def start(context):
         # Every handler is registered before the event that starts the chain.
         events = [f'/{plan.namespace}/{spec.name}/transition_event' for spec in specs.values()]
         entities.append(OpaqueFunction(function=when_heard, args=[
-            events, time.monotonic() + plans.TRANSITION_EVENTS_WAIT_S,
+            events, time.monotonic() + guard.TRANSITION_EVENTS_WAIT_S,
             [change_state(nodes[step.node], step.transition)
              for step in plan.lifecycle if step.after is None]]))
     return entities + actions.rviz(plan)

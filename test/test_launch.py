@@ -34,7 +34,9 @@ import yaml
 from sensr_bridge.bag.backends import pragmas
 from sensr_bridge.bag.info import summarize
 from sensr_bridge.errors import ConfigError
-from sensr_bridge.launching import plans
+from sensr_bridge.launching import guard, plans
+from sensr_bridge.nodes import composed as composed_process
+from sensr_bridge.nodes.params import BRIDGE, RECORDER
 from sensr_bridge.process import environment
 from sensr_bridge.sensr import protocol
 
@@ -172,10 +174,10 @@ def test_record_launch_separate_processes(monkeypatch, tmp_path):
     bridge, recorder = nodes
     assert float(text(context, recorder.sigterm_timeout)) > \
         float(text(context, bridge.sigterm_timeout))
-    if plans.orphan_guard():  # Linux: every process under the guard
+    if guard.orphan_guard():  # Linux: every process under the guard
         for node in nodes:
             prefix = text(context, node.process_description.prefix)
-            assert prefix.startswith(' '.join(plans.orphan_guard()[:4])), prefix
+            assert prefix.startswith(' '.join(guard.orphan_guard()[:4])), prefix
     # Every handler is registered before the action that starts the chain.
     handlers = of_type(actions, RegisterEventHandler)
     from launch.actions import OpaqueFunction
@@ -311,12 +313,12 @@ def test_record_launch_requests_once_it_hears_the_transition_events(monkeypatch)
 
 @NEEDS_LAUNCH
 def test_record_launch_requests_anyway_after_the_wait_with_a_note(monkeypatch):
-    monkeypatch.setattr(plans, 'TRANSITION_EVENTS_WAIT_S', 0.0)
+    monkeypatch.setattr(guard, 'TRANSITION_EVENTS_WAIT_S', 0.0)
     module, context, actions = start_actions(RECORD_LAUNCH, monkeypatch)
     graph = FakeGraph(lag=0, events_lag=10**6)
     requests, logged, error = play_lifecycle(module, context, actions, graph=graph)
     assert error is None and len(requests) == 4
-    assert logged == [plans.unheard_note([
+    assert logged == [guard.unheard_note([
         f'/sensr/{plans.BRIDGE_NAME}/transition_event',
         f'/sensr/{plans.RECORDER_NAME}/transition_event'])]
 
@@ -364,12 +366,12 @@ def test_record_launch_simulate_composed_rviz(monkeypatch):
                 if isinstance(r.event_handler, OnStateTransition)]
     processes = {text(context, p.process_description.name): p
                  for p in of_type(actions, ExecuteProcess)}
-    guard = len(plans.orphan_guard())
+    skip = len(guard.orphan_guard())
     sim, composed = (
         [text(context, part) for part in processes[name].process_description.cmd]
         for name in ('sensr_simulator', 'sensr_record'))
-    assert sim[guard + 1:guard + 3] == ['-m', 'sensr_bridge.sim']
-    assert composed[guard + 1:guard + 3] == ['-m', 'sensr_bridge.launching.plans']
+    assert sim[skip + 1:skip + 3] == ['-m', 'sensr_bridge.sim']
+    assert composed[skip + 1:skip + 3] == ['-m', 'sensr_bridge.nodes.composed']
     assert sim[sim.index('--points') + 1] == '1000'
     assert 'host="127.0.0.1"' in composed
     assert any('10.0.0.9' in text(context, log.msg) for log in of_type(actions, LogInfo))
@@ -486,7 +488,7 @@ def test_defaults_plan():
     assert plan.recorder.parameters == ({'autostart': False},)
     assert plan.lifecycle == plans.LIFECYCLE_STEPS
     assert plan.environment == environment.dds_environment()
-    assert plan.guard == plans.orphan_guard()
+    assert plan.guard == guard.orphan_guard()
     assert plans.bridge_plan({}, have_rviz=False).bridge.parameters == \
         ({'autostart': True},)
     # The recorder publishes no clouds: the small-segment profile (test_environment).
@@ -548,10 +550,10 @@ def test_composed_plan_round_trips_through_its_parser(tmp_path):
          str(params), 'namespace': '/robot/lidar/'}, python='py')
     assert plan.bridge is None and plan.recorder is None and not plan.lifecycle
     cmd = list(plan.composed.cmd)
-    assert cmd[:3] == ['py', '-m', 'sensr_bridge.launching.plans']
+    assert cmd[:3] == ['py', '-m', 'sensr_bridge.nodes.composed']
     split = cmd.index('--ros-args')
     assert cmd[split:] == ['--ros-args', '--params-file', str(params)]
-    args = plans._parser().parse_args(cmd[3:split])
+    args = composed_process.parser().parse_args(cmd[3:split])
     assert args.namespace == 'robot/lidar'
     assert dict(args.bridge) == {'host': 'h', 'output_port': 1, 'autostart': True}
     assert dict(args.recorder) == {
@@ -560,9 +562,6 @@ def test_composed_plan_round_trips_through_its_parser(tmp_path):
 
 
 def test_overrides_are_node_parameters_of_the_declared_type():
-    from sensr_bridge.nodes.bridge import PARAMETERS as BRIDGE
-    from sensr_bridge.nodes.recorder import PARAMETERS as RECORDER
-
     everything = {a.name: '1' for a in plans.RECORD_ARGUMENTS}
     everything.update(host='h', output_dir='d', storage='mcap', storage_preset='resilient',
                       storage_config_file=str(ROOT / 'config' / 'storage_default.yaml'),
@@ -572,7 +571,7 @@ def test_overrides_are_node_parameters_of_the_declared_type():
                       clip_before='0')
     plan = plans.record_plan(everything)
     for node, declared in ((plan.bridge, BRIDGE), (plan.recorder, RECORDER)):
-        types_ = {name: type(default) for name, default, _ in declared}
+        types_ = {param.name: type(param.default) for param in declared}
         overrides = node.parameters[-1]
         assert {name: type(value) for name, value in overrides.items()} == \
             {name: types_[name] for name in overrides}
@@ -589,11 +588,8 @@ def test_overrides_are_node_parameters_of_the_declared_type():
 
 
 def test_sigterm_timeouts_cover_the_drains():
-    from sensr_bridge.nodes.bridge import PARAMETERS as BRIDGE
-    from sensr_bridge.nodes.recorder import PARAMETERS as RECORDER
-
     def drain(declared):
-        return {n: d for n, d, _ in declared}['drain_timeout']
+        return {param.name: param.default for param in declared}['drain_timeout']
 
     assert plans.RECORDER_SIGTERM_TIMEOUT_S >= 5 * drain(RECORDER)
     assert plans.BRIDGE_SIGTERM_TIMEOUT_S >= 5 * drain(BRIDGE)
@@ -688,8 +684,8 @@ def test_orphan_guard_stops_a_process_whose_launch_died(tmp_path):
              'time.sleep(60)\n')
     # The "launch": starts the child under the guard, exits without stopping it.
     launcher = ('import pathlib, subprocess, sys, time\n'
-                'from sensr_bridge.launching import plans\n'
-                'child = subprocess.Popen([*plans.orphan_guard(), sys.executable,'
+                'from sensr_bridge.launching import guard\n'
+                'child = subprocess.Popen([*guard.orphan_guard(), sys.executable,'
                 ' "-c", sys.argv[1], sys.argv[2]])\n'
                 'print(child.pid, flush=True)\n'
                 'end = time.monotonic() + 30\n'
@@ -708,7 +704,7 @@ def test_orphan_guard_stops_a_process_whose_launch_died(tmp_path):
     assert wait_until(gone, 10), 'the orphan kept running'
     assert marker.read_text() == 'SIGTERM'
     # Its launch process already gone before it started: it does not start at all.
-    late = subprocess.run([*plans.orphan_guard(parent=1), sys.executable, '-c',
+    late = subprocess.run([*guard.orphan_guard(parent=1), sys.executable, '-c',
                            'print("started")'], capture_output=True, text=True, timeout=60,
                           check=False)
     assert late.returncode != 0 and not late.stdout, late
@@ -716,7 +712,7 @@ def test_orphan_guard_stops_a_process_whose_launch_died(tmp_path):
 
 
 def test_recorder_wait_until_every_topic_is_subscribed():
-    wait = plans.RecorderWait('sensr')
+    wait = guard.RecorderWait('sensr')
     bridge = ['/sensr/points', '/sensr/events', '/sensr/sensr_bridge/transition_event',
               '/diagnostics', '/rosout', '/parameter_events']
     assert wait.update(0.0, [], []) is None  # the bridge not in the graph yet
@@ -727,7 +723,7 @@ def test_recorder_wait_until_every_topic_is_subscribed():
 
 def test_recorder_wait_for_a_recorder_of_some_topics():
     """topics/topic_regex may leave some out: ready once no new one came for quiet_s."""
-    wait = plans.RecorderWait('robot/lidar', quiet_s=1.0)
+    wait = guard.RecorderWait('robot/lidar', quiet_s=1.0)
     bridge = ['/robot/lidar/points', '/robot/lidar/events']
     assert wait.update(0.0, bridge, ['/robot/lidar/points']) is None
     assert wait.update(0.9, bridge, ['/robot/lidar/points']) is None
@@ -735,7 +731,7 @@ def test_recorder_wait_for_a_recorder_of_some_topics():
 
 
 def test_recorder_wait_times_out_with_a_note():
-    wait = plans.RecorderWait('sensr', timeout_s=15.0)
+    wait = guard.RecorderWait('sensr', timeout_s=15.0)
     bridge = ['/sensr/points', '/sensr/events']
     assert wait.update(0.0, bridge, []) is None
     assert wait.update(14.9, bridge, []) is None
@@ -745,7 +741,7 @@ def test_recorder_wait_times_out_with_a_note():
 
 
 def test_process_errors_keep_the_last_error():
-    errors = plans.ProcessErrors()
+    errors = guard.ProcessErrors()
     assert errors.last('recorder') is None
     errors.feed('recorder', b'[INFO] [1796545192.8] [sensr.sensr_recorder]: recording to x\n'
                 b'[ERROR] [1796545192.9] [sensr.sensr_recorder]: configuration rejected: '
@@ -761,15 +757,15 @@ def test_process_errors_keep_the_last_error():
 
 
 def test_failure_lines():
-    assert plans.lifecycle_failure('sensr_recorder', 'configuring', 'unconfigured',
+    assert guard.lifecycle_failure('sensr_recorder', 'configuring', 'unconfigured',
                                             'why') == \
         'sensr_recorder failed to configure: why; stopping the launch'
-    line = plans.lifecycle_failure('sensr_bridge', 'activating', 'errorprocessing',
+    line = guard.lifecycle_failure('sensr_bridge', 'activating', 'errorprocessing',
                                             None)
     assert line.startswith('sensr_bridge raised an error while activating: see its log')
-    assert plans.exit_failure('sensr_record', 1, 'boom') == \
+    assert guard.exit_failure('sensr_record', 1, 'boom') == \
         'sensr_record exited with code 1: boom; stopping the launch'
-    failure = plans.exit_is_failure
+    failure = guard.exit_is_failure
     assert not failure(0, shutting_down=False)
     assert failure(1, shutting_down=True)
     assert failure(-signal.SIGINT, shutting_down=False)
@@ -830,7 +826,7 @@ class PipelineWatcher:
 
 
 def test_composed_process_records_every_frame(tmp_path):
-    """Params file, overrides and start order of ``python -m sensr_bridge.launching.plans``.
+    """Params file, overrides and start order of ``python -m sensr_bridge.nodes.composed``.
 
     The simulator starts its frame clock only once the bridge is connected, i.e. active;
     every frame must be in the bag, so the recorder was subscribed before that.

@@ -331,7 +331,7 @@ def test_recorder_configure_failure(ros, tmp_path, capfd, case):
         params, message = ({'drop_policy': 'sometimes'},
                            "drop_policy must be 'drop_oldest' or 'drop_newest', not 'sometimes'")
     elif case == 'bad_storage':
-        params, message = {'storage': 'tape'}, "storage must be one of sqlite3, mcap, not 'tape'"
+        params, message = {'storage': 'tape'}, "storage must be 'sqlite3' or 'mcap', not 'tape'"
     elif case == 'bad_regex':
         # Said only "unterminated character set at position 1" before: no parameter, no value.
         params, message = ({'topic_regex': '(['}, "topic_regex '([' is not a valid regular "

@@ -16,7 +16,7 @@ import pytest
 import rclpy
 from rclpy.parameter import Parameter
 
-from sensr_bridge.nodes import parameters
+from sensr_bridge.nodes import params
 from sensr_bridge.nodes.bridge import BridgeNode
 from sensr_bridge.nodes.parameters import ParameterError
 from sensr_bridge.nodes.recorder import RecorderNode
@@ -116,8 +116,10 @@ def test_error_in_process_names_parameter_and_node(context):
     assert caught.value.logger_name == 'lidar.sensr_bridge'
 
 
-def test_every_range_names_a_parameter_of_a_node():
-    from sensr_bridge.nodes import bridge, recorder
-
-    names = {name for name, _, _ in bridge.PARAMETERS + recorder.PARAMETERS}
-    assert set(parameters.RANGES) <= names
+def test_every_range_and_choice_holds_the_default():
+    for param in params.BRIDGE + params.RECORDER:
+        if param.range is not None:
+            assert type(param.default) in (int, float), param
+            assert param.range[0] <= param.default <= param.range[1], param
+        if param.choices:
+            assert param.default in param.choices, param

@@ -108,27 +108,26 @@ def test_only_given_options_override_node_parameters():
     from sensr_bridge.cli.record import _parser, node_overrides
 
     def names(argv):
-        return {node: [(p.name, p.value) for p in params]
-                for node, params in node_overrides(_parser().parse_args(argv)).items()}
+        return node_overrides(_parser().parse_args(argv))
 
-    assert names([]) == {'bridge': [], 'recorder': []}
+    assert names([]) == {'bridge': {}, 'recorder': {}}
     assert names(['--storage', 'mcap', '--split-duration', '30', '--host', '10.0.0.2',
                   '--stats-dir', '/s']) == {
-        'bridge': [('host', '10.0.0.2'), ('stats_file', '/s/bridge_stats.json')],
-        'recorder': [('storage', 'mcap'), ('max_bagfile_duration', 30),
-                     ('stats_file', '/s/recorder_stats.json')]}
+        'bridge': {'host': '10.0.0.2', 'stats_file': '/s/bridge_stats.json'},
+        'recorder': {'storage': 'mcap', 'max_bagfile_duration': 30,
+                     'stats_file': '/s/recorder_stats.json'}}
 
 
 def test_recording_control_options_set_declared_parameters():
     from sensr_bridge.cli.record import _parser, node_overrides
-    from sensr_bridge.nodes.recorder import PARAMETERS
+    from sensr_bridge.nodes.params import RECORDER
 
-    declared = {name: type(default) for name, default, _ in PARAMETERS}
+    declared = {param.name: type(param.default) for param in RECORDER}
     argv = ['--interval', '/points$=1.0', '--interval', 'objects=0.5', '--skip-empty-clouds',
             '--compression', 'lz4', '--clip-mode', 'only', '--clip-before', '5',
             '--clip-after', '2.5', '--clip-event', 'ENTRY@3', '--clip-event', 'LOITERING',
             '--clip-buffer-bytes', '1000000']
-    recorder = {p.name: p.value for p in node_overrides(_parser().parse_args(argv))['recorder']}
+    recorder = node_overrides(_parser().parse_args(argv))['recorder']
     assert recorder == {
         'topic_intervals': ['/points$=1.0', 'objects=0.5'], 'skip_empty_clouds': True,
         'compression': 'lz4', 'clip_mode': 'only', 'clip_before': 5.0, 'clip_after': 2.5,

@@ -24,109 +24,82 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sensr_bridge.process import shutdown
 
-# Options that set a node parameter: (option, node, parameter). They default to SUPPRESS so
-# that only options given on the command line override the node: parameters from
-# ``--ros-args --params-file`` would lose to constructor overrides otherwise.
-_NODE_OPTIONS = (
-    ('host', 'bridge', 'host'),
-    ('output_port', 'bridge', 'output_port'),
-    ('point_port', 'bridge', 'point_port'),
-    ('decode_workers', 'bridge', 'decode_workers'),
-    ('output_dir', 'recorder', 'output_dir'),
-    ('bag_name', 'recorder', 'bag_name'),
-    ('storage', 'recorder', 'storage'),
-    ('writer_backend', 'recorder', 'writer_backend'),
-    ('storage_preset', 'recorder', 'storage_preset'),
-    ('split_duration', 'recorder', 'max_bagfile_duration'),
-    ('split_size', 'recorder', 'max_bagfile_size'),
-    ('compression', 'recorder', 'compression'),
-    ('topic_intervals', 'recorder', 'topic_intervals'),
-    ('skip_empty_clouds', 'recorder', 'skip_empty_clouds'),
-    ('clip_mode', 'recorder', 'clip_mode'),
-    ('clip_before', 'recorder', 'clip_before'),
-    ('clip_after', 'recorder', 'clip_after'),
-    ('clip_events', 'recorder', 'clip_events'),
-    ('clip_buffer_bytes', 'recorder', 'clip_buffer_bytes'),
-)
+if TYPE_CHECKING:
+    from sensr_bridge.nodes.params import Param
+
+
+def _node_option(param: Param) -> tuple[str, dict[str, Any]]:
+    """The option of ``param``: its name and ``add_argument`` keywords.
+
+    Node options default to SUPPRESS so that only options given on the command line
+    override the node: parameters from ``--ros-args --params-file`` would lose to
+    constructor overrides otherwise.
+    """
+    kwargs: dict[str, Any] = {'dest': param.name, 'default': argparse.SUPPRESS}
+    repeatable = isinstance(param.default, list)
+    if isinstance(param.default, bool):
+        kwargs['action'] = argparse.BooleanOptionalAction
+    elif param.choices:
+        kwargs.update(type=str, choices=param.choices)
+    else:
+        kwargs.update(type=type(param.default[0] if repeatable else param.default),
+                      metavar=param.metavar or param.option.lstrip('-').replace('-', '_').upper())
+    if repeatable:
+        kwargs['action'] = 'append'
+    more = ', repeatable' if repeatable else ''
+    # argparse formats help with %: the strftime fields of bag_name's default.
+    kwargs['help'] = (f'{param.short_help} (node; default {param.default_text}{more})'
+                      ).replace('%', '%%')
+    return param.option, kwargs
 
 
 def _parser() -> argparse.ArgumentParser:
-    from sensr_bridge.bag.base import COMPRESSIONS
-    from sensr_bridge.bag.clips import CLIP_MODES
+    from sensr_bridge.nodes.params import TABLES
 
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog='Options marked (node) default to the node parameter; given, they override '
+        epilog='Options marked (node) set the node parameter of the same meaning '
+               '(config/bridge.yaml, config/recorder.yaml); given, they override '
                'parameters from --ros-args.')
     add = parser.add_argument
-
-    def node_option(*names: str, **kwargs: object) -> None:
-        kwargs['help'] = f"{kwargs['help']} (node)"
-        add(*names, default=argparse.SUPPRESS, **kwargs)
-
-    add('--simulate', action='store_true', help='start the built-in SENSR simulator')
-    node_option('--host', help='SENSR master, default 127.0.0.1 (ignored with --simulate)')
-    node_option('--output-port', type=int, help='SENSR output port, default 5050')
-    node_option('--point-port', type=int, help='SENSR point-cloud port, default 5051')
+    add('--simulate', action='store_true',
+        help='start the built-in SENSR simulator (sets host and ports)')
     add('--duration', type=float, help='record this many seconds (default: until Ctrl+C)')
     add('--rate', type=float, default=10.0, help='simulator frames per second')
     add('--points', type=int, default=921_512, help='simulator points per frame')
-    node_option('--output-dir', help='directory for the bag, default bags')
-    node_option('--bag-name', help='bag name (strftime fields), default sensr_%%Y%%m%%d_%%H%%M%%S')
-    node_option('--storage', choices=('sqlite3', 'mcap'), help='default sqlite3')
-    node_option('--writer-backend', choices=('auto', 'rosbag2_py', 'python'),
-                help='default auto')
-    node_option('--storage-preset',
-                help="sqlite3 pragma preset: '' (crash_safe, the default), 'durable' (fsync "
-                     "per batch), 'resilient'")
-    node_option('--split-duration', type=int, help='split the bag every N seconds (0: off)')
-    node_option('--split-size', type=int, help='split the bag at N bytes per file (0: off)')
-    node_option('--compression', choices=COMPRESSIONS,
-                help='mcap chunk compression (with --storage mcap), default none')
-    node_option('--interval', dest='topic_intervals', action='append', metavar='REGEX=SECONDS',
-                help="keep at most one message per SECONDS on topics matching REGEX, e.g. "
-                     "'/points$=1.0' (repeatable; first match wins)")
-    node_option('--skip-empty-clouds', action='store_true',
-                help='leave clouds without points out of the bag')
-    node_option('--clip-mode', choices=CLIP_MODES,
-                help='event clips: off (default), with_bag, only (no main bag)')
-    node_option('--clip-before', type=float, help='seconds a clip holds before its event')
-    node_option('--clip-after', type=float, help='seconds a clip records after its event')
-    node_option('--clip-event', dest='clip_events', action='append', metavar='TYPE[@ZONE]',
-                help='zone event that starts a clip: TYPE, TYPE@ZONE_ID, * or *@ZONE_ID '
-                     '(repeatable; default *)')
-    node_option('--clip-buffer-bytes', type=int, help='bound on the clips ring buffer, bytes')
-    node_option('--decode-workers', type=int, help='decode processes (0 = in-process)')
+    for table in TABLES.values():
+        for param in table:
+            if param.option:
+                option, kwargs = _node_option(param)
+                add(option, **kwargs)
     add('--stats-dir', default='',
         help='write bridge_stats.json and recorder_stats.json here at the end')
     add('--quiet', action='store_true', help='no progress lines')
     return parser
 
 
-def node_overrides(args: argparse.Namespace) -> dict[str, list[Any]]:
+def node_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The parameter overrides of each node: only what the command line set.
 
     Args:
         args: Parsed options (``--simulate`` has already set host and ports).
 
     Returns:
-        Parameters per node name ('bridge', 'recorder').
+        Parameter values by name, per node ('bridge', 'recorder').
 
     """
-    from rclpy.parameter import Parameter
+    from sensr_bridge.nodes.params import TABLES
 
-    overrides: dict[str, list[Any]] = {'bridge': [], 'recorder': []}
-    for option, node, name in _NODE_OPTIONS:
-        if hasattr(args, option):
-            overrides[node].append(Parameter(name, value=getattr(args, option)))
+    overrides = {node: {param.name: getattr(args, param.name) for param in table
+                        if param.option and hasattr(args, param.name)}
+                 for node, table in TABLES.items()}
     if args.stats_dir:
-        for node, params in overrides.items():
-            params.append(Parameter('stats_file',
-                                    value=str(Path(args.stats_dir) / f'{node}_stats.json')))
+        for node, values in overrides.items():
+            values['stats_file'] = str(Path(args.stats_dir) / f'{node}_stats.json')
     return overrides
 
 
@@ -187,9 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv[:len(argv) - len(ros_args)] if ros_args else argv)
 
     from sensr_bridge.bag.info import format_summary, summarize
-    from sensr_bridge.nodes.bridge import BridgeNode
-    from sensr_bridge.nodes.recorder import RecorderNode
-    from sensr_bridge.nodes.runtime import run_nodes
+    from sensr_bridge.nodes.composed import run_composed
+    from sensr_bridge.nodes.params import DEFAULT_NAMESPACE
 
     request = shutdown.installed()
     if request is not None and request.event.is_set():
@@ -223,13 +195,9 @@ def main(argv: list[str] | None = None) -> int:
               f'{written} dropped {dropped}', flush=True)
 
     try:
-        code = run_nodes(
-            [('recorder', lambda: RecorderNode(namespace='sensr',
-                                               parameter_overrides=overrides['recorder'])),
-             ('bridge', lambda: BridgeNode(namespace='sensr',
-                                           parameter_overrides=overrides['bridge']))],
-            ['record', *ros_args], duration=args.duration, on_progress=progress,
-            on_started=running.extend)
+        code = run_composed(DEFAULT_NAMESPACE, overrides['bridge'], overrides['recorder'],
+                            ros_args, duration=args.duration, on_progress=progress,
+                            on_started=running.extend)
     finally:
         if sim is not None:
             sim.terminate()

@@ -3,7 +3,8 @@
 """Launch actions both launch files use: a plans.Plan in launch terms.
 
 Imported only by ``launch/*.launch.py`` (it needs ``launch`` and ``launch_ros``);
-everything they decide is in :mod:`sensr_bridge.launching.plans`, which needs neither.
+everything they decide is in :mod:`sensr_bridge.launching.plans` (and the modules it
+uses), which needs neither.
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ from launch.event_handlers import OnProcessIO
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from sensr_bridge.launching import plans
+from sensr_bridge.launching import arguments, guard, plans, programs
 
 
-def declare_arguments(arguments: Sequence[plans.Argument]) -> list[Any]:
+def declare_arguments(declared: Sequence[arguments.Argument]) -> list[Any]:
     """Return a ``DeclareLaunchArgument`` per argument (``ros2 launch -s`` lists them)."""
     return [DeclareLaunchArgument(arg.name, default_value=arg.default,
                                   description=arg.description,
                                   **({'choices': list(arg.choices)} if arg.choices else {}))
-            for arg in arguments]
+            for arg in declared]
 
 
 def first_actions(plan: plans.Plan) -> list[Any]:
@@ -49,16 +50,15 @@ def node_prefix(plan: plans.Plan) -> list[Any] | None:
     return [shlex.join(plan.guard), ' ', LaunchConfiguration('launch-prefix', default='')]
 
 
-def on_exit(name: str, errors: plans.ProcessErrors) -> Callable[..., None]:
+def on_exit(name: str, errors: guard.ProcessErrors) -> Callable[..., None]:
     """Stop the launch, with an error line, when a process exits with an error."""
     def exited(event: Any, context: Any) -> None:
-        if plans.exit_is_failure(event.returncode, shutting_down=context.is_shutdown):
-            raise RuntimeError(plans.exit_failure(name, event.returncode,
-                                                           errors.last(name)))
+        if guard.exit_is_failure(event.returncode, shutting_down=context.is_shutdown):
+            raise RuntimeError(guard.exit_failure(name, event.returncode, errors.last(name)))
     return exited
 
 
-def capture(action: Any, name: str, errors: plans.ProcessErrors) -> Any:
+def capture(action: Any, name: str, errors: guard.ProcessErrors) -> Any:
     """Feed a process's output to ``errors`` (its last error line names a failure)."""
     return RegisterEventHandler(OnProcessIO(
         target_action=action, on_stdout=lambda event: errors.feed(name, event.text),
@@ -66,7 +66,7 @@ def capture(action: Any, name: str, errors: plans.ProcessErrors) -> Any:
 
 
 def process(spec: plans.Process, plan: plans.Plan,
-            errors: plans.ProcessErrors) -> list[Any]:
+            errors: guard.ProcessErrors) -> list[Any]:
     """Return a plain process (simulator, composed nodes) under the guard, and its capture."""
     action = ExecuteProcess(cmd=[*plan.guard, *spec.cmd], name=spec.name, output='screen',
                             sigterm_timeout=str(spec.sigterm_timeout),
@@ -75,9 +75,9 @@ def process(spec: plans.Process, plan: plans.Plan,
 
 
 def node_arguments(spec: plans.RosNode, plan: plans.Plan,
-                   errors: plans.ProcessErrors) -> dict[str, Any]:
+                   errors: guard.ProcessErrors) -> dict[str, Any]:
     """Return the keyword arguments of ``Node`` or ``LifecycleNode`` for a node of the plan."""
-    return {'package': plans.PACKAGE, 'executable': spec.executable,
+    return {'package': programs.PACKAGE, 'executable': spec.executable,
             'exec_name': spec.executable, 'name': spec.name, 'namespace': plan.namespace,
             'output': 'screen', 'parameters': list(spec.parameters),
             'prefix': node_prefix(plan), 'sigterm_timeout': str(spec.sigterm_timeout),
@@ -89,7 +89,7 @@ def rviz(plan: plans.Plan) -> list[Any]:
     """Return RViz with the package's config when the plan has it, else nothing."""
     if plan.rviz_config is None:
         return []
-    return [Node(package=plans.RVIZ_PACKAGE, executable=plans.RVIZ_EXECUTABLE,
-                 name='rviz2', exec_name=plans.RVIZ_EXECUTABLE,
+    return [Node(package=programs.RVIZ_PACKAGE, executable=programs.RVIZ_EXECUTABLE,
+                 name='rviz2', exec_name=programs.RVIZ_EXECUTABLE,
                  arguments=['-d', plan.rviz_config], output='screen',
                  prefix=node_prefix(plan))]

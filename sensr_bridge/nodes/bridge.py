@@ -41,7 +41,7 @@ from visualization_msgs.msg import MarkerArray
 from sensr_bridge.convert import output_frame
 from sensr_bridge.convert.objects import vision_msgs
 from sensr_bridge.errors import ConfigError, DecodeError
-from sensr_bridge.nodes import diagnostics
+from sensr_bridge.nodes import diagnostics, params
 from sensr_bridge.nodes.bridge_report import (
     PublisherEventLog,
     PublisherEvents,
@@ -69,52 +69,6 @@ if TYPE_CHECKING:
 # deadline or manual liveliness QoS, which the bridge does not offer.
 _PUBLISHER_EVENTS = frozenset(inspect.signature(PublisherEventCallbacks).parameters)
 
-PARAMETERS: list[tuple[str, Any, str]] = [
-    ('host', '127.0.0.1', 'SENSR master host name or address.'),
-    ('output_port', protocol.OUTPUT_PORT, 'Port of the output stream (OutputMessage); 0 = off.'),
-    ('point_port', protocol.POINT_PORT, 'Port of the point stream (PointResult); 0 = off.'),
-    ('use_tls', False, 'Connect with wss:// (SENSR security.enable_ssl).'),
-    ('ca_file', '', 'CA certificate (sensr-ca.crt) that signed the SENSR server certificate.'),
-    ('tls_check_hostname', True, 'Check the server name against its certificate.'),
-    ('sensr_version', '3.1', "SENSR schema generation: '3.1' (3.1 and later) or '3.0'."),
-    ('frame_id', 'sensr', 'Frame id of every published message (SENSR world frame).'),
-    ('stamp_source', 'sensr',
-     "'sensr': output topics stamped with OutputMessage.timestamp; 'receive': receive time. "
-     'Clouds are always stamped with their receive time (PointResult has no timestamp).'),
-    ('cloud_mode', points.MERGED,
-     "'merged': one cloud per frame on points; 'per_type': points/ground, points/background, "
-     'points/raw.'),
-    ('cloud_type_field', True, 'Add the uint8 per-point SENSR cloud type to merged clouds.'),
-    ('cloud_types', [0], 'SENSR cloud types to publish (1 ground, 2 background, 3 raw); '
-     '[0] = all.'),
-    ('publish_object_points', True, 'Publish object_points from Object.points (port 5050).'),
-    ('publish_markers', True, 'Publish objects/markers and zones/markers for RViz.'),
-    ('publish_objects', True,
-     'Publish every object of a frame on objects (vision_msgs/Detection3DArray, where '
-     'vision_msgs is installed) and objects/json (all fields, as JSON).'),
-    ('publish_raw_output', True, 'Publish output_raw: every OutputMessage as its protobuf bytes.'),
-    ('qos_reliability', 'reliable', "'reliable' (REP-2003 default) or 'best_effort'."),
-    ('qos_depth', 5, 'History depth of the publishers (each 14.7 MB cloud is held per slot).'),
-    ('decode_workers', 0, 'Decode processes for point frames; 0 decodes on a thread in-process.'),
-    ('max_pending_frames', 8,
-     'Point frames waiting for decoding (memory bound: this x frame size); newer frames are '
-     'dropped.'),
-    ('max_frame_bytes', 64 << 20, 'Largest websocket message accepted; larger are skipped.'),
-    ('output_queue_size', 64, 'Output frames waiting to be published; newer are dropped.'),
-    ('ping_interval', 2.0, 'Seconds between keep-alive pings (SENSR keeps dead connections).'),
-    ('ping_timeout', 3.0, 'Seconds without a pong before reconnecting.'),
-    ('stall_timeout', 5.0, 'Seconds without any data before reconnecting.'),
-    ('reconnect_backoff_initial', 0.1, 'First reconnect delay, seconds.'),
-    ('reconnect_backoff_max', 0.5,
-     'Cap of the exponential reconnect delay, seconds: the longest wait between SENSR '
-     'coming back and the reconnect.'),
-    ('max_reconnects', 0, 'Failed attempts in a row before giving up; 0 = never give up.'),
-    ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.'),
-    ('stats_log_period', 10.0, 'Seconds between statistics log lines; 0 = off.'),
-    ('drain_timeout', 1.5, 'Seconds allowed at shutdown to publish frames already received.'),
-    ('stats_file', '', "Write the final statistics here as JSON at shutdown; '' = off."),
-    ('autostart', True, 'Configure and activate on start (run without a lifecycle manager).'),
-]
 
 
 class BridgeNode(GuardedLifecycleNode):
@@ -125,9 +79,9 @@ class BridgeNode(GuardedLifecycleNode):
     cleanup and shutdown release everything.
     """
 
-    def __init__(self, node_name: str = 'sensr_bridge', **kwargs: Any) -> None:
+    def __init__(self, node_name: str = params.BRIDGE_NAME, **kwargs: Any) -> None:
         """Declare parameters; nothing connects before activation."""
-        super().__init__(node_name, PARAMETERS, writable=('stats_log_period',), **kwargs)
+        super().__init__(node_name, params.BRIDGE, **kwargs)
         self.counters = Counters()
         self.latency = LatencyWindow()
         self._sensr_clients: list[SensrClient] = []
@@ -150,7 +104,8 @@ class BridgeNode(GuardedLifecycleNode):
     # --- parameters ---------------------------------------------------------------------
 
     def _read_parameters(self) -> dict[str, Any]:
-        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        p = {param.name: self.get_parameter(param.name).value for param in params.BRIDGE}
+        params.check_choices(params.BRIDGE, p)
         host = p['host']
         checks = [
             # An empty host passed configure and then failed every connect, forever.
@@ -158,13 +113,6 @@ class BridgeNode(GuardedLifecycleNode):
              'or address'),
             (not any(c.isspace() or c in '/?#' for c in host),
              f'host {host!r} is not a host name or address'),
-            (p['stamp_source'] in ('sensr', 'receive'),
-             f"stamp_source must be 'sensr' or 'receive', not {p['stamp_source']!r}"),
-            (p['qos_reliability'] in ('reliable', 'best_effort'),
-             f"qos_reliability must be 'reliable' or 'best_effort', not "
-             f"{p['qos_reliability']!r}"),
-            (p['sensr_version'] in ('3.0', '3.1'),
-             f"sensr_version must be '3.0' or '3.1', not {p['sensr_version']!r}"),
             (p['output_port'] or p['point_port'], 'output_port and point_port are both 0'),
             (p['qos_depth'] >= 1, 'qos_depth must be >= 1'),
             (p['decode_workers'] >= 0, 'decode_workers must be >= 0'),

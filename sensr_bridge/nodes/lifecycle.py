@@ -18,15 +18,18 @@ callback name, and for a transition answered with ERROR, as rclpy would have.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 import functools
 import traceback
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 
 from sensr_bridge.nodes import diagnostics, parameters
+
+if TYPE_CHECKING:
+    from sensr_bridge.nodes.params import Param
 
 TRANSITION_CALLBACKS = ('on_configure', 'on_activate', 'on_deactivate', 'on_cleanup',
                         'on_shutdown', 'on_error')
@@ -64,15 +67,13 @@ class GuardedLifecycleNode(LifecycleNode):
             if method is not None:
                 setattr(cls, name, _guard_transition(name, method))
 
-    def __init__(self, node_name: str, parameter_table: Sequence[tuple[str, Any, str]],
-                 *, writable: Collection[str] = (), **kwargs: Any) -> None:
+    def __init__(self, node_name: str, parameter_table: Sequence[Param],
+                 **kwargs: Any) -> None:
         """Create the node (``LifecycleNode`` arguments) and declare its parameters.
 
         Args:
             node_name: Node name.
-            parameter_table: ``(name, default, description)`` rows
-                (:func:`sensr_bridge.nodes.parameters.declare_parameters`).
-            writable: Parameters that may change at run time.
+            parameter_table: The node's parameters (:mod:`sensr_bridge.nodes.params`).
             **kwargs: ``LifecycleNode`` arguments.
 
         Raises:
@@ -83,7 +84,7 @@ class GuardedLifecycleNode(LifecycleNode):
         self.callback_errors: Counter[str] = Counter()
         super().__init__(node_name, **kwargs)
         try:
-            parameters.declare_parameters(self, parameter_table, writable=writable)
+            parameters.declare_parameters(self, parameter_table)
         except BaseException:
             self.destroy_node()
             raise

@@ -5,15 +5,15 @@
 rclpy checks a parameter given on the command line (``-p output_port:=abc``) against the
 type of its default when it is declared, and raises ``InvalidParameterTypeException``
 out of the node's constructor: a 23-line traceback that names neither the value nor
-what was expected in plain words. :func:`declare_parameters` declares a node's
-``PARAMETERS`` table (read-only unless listed as writable, with the ranges of
-:data:`RANGES`) and turns a wrong type or an out-of-range value into a
-:class:`ParameterError`, one line naming the parameter, the expected type and the value;
-:func:`sensr_bridge.nodes.runtime.run_nodes` logs that line and exits with code 1.
+what was expected in plain words. :func:`declare_parameters` declares a node's table of
+:mod:`sensr_bridge.nodes.params` (read-only unless writable, with their ranges) and turns
+a wrong type or an out-of-range value into a :class:`ParameterError`, one line naming
+the parameter, the expected type and the value; :func:`sensr_bridge.nodes.runtime.run_nodes`
+logs that line and exits with code 1.
 
-``sensr_version:=3.0`` is a number to the ROS argument parser; the versions SENSR has
-are accepted as numbers too (:data:`NUMERIC_ALIASES`). Likewise ``stall_timeout:=5`` is
-an integer to it: a whole number is accepted where a float is expected.
+``sensr_version:=3.0`` is a number to the ROS argument parser; a string parameter whose
+choices read as numbers accepts those numbers too. Likewise ``stall_timeout:=5`` is an
+integer to it: a whole number is accepted where a float is expected.
 """
 
 from __future__ import annotations
@@ -25,57 +25,14 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.parameter import Parameter
 
 from sensr_bridge.errors import ConfigError
+from sensr_bridge.nodes.params import INT32_MAX, INT64_MAX
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Sequence
 
     from rclpy.node import Node
 
-INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
-PORT_MAX = 65535
-DAY_S = 86400.0
-
-RANGES: dict[str, tuple[float, float]] = {
-    # bridge
-    'output_port': (0, PORT_MAX),
-    'point_port': (0, PORT_MAX),
-    'qos_depth': (1, INT32_MAX),
-    'decode_workers': (0, 1024),
-    'max_pending_frames': (1, INT32_MAX),
-    'max_frame_bytes': (1024, INT64_MAX),
-    'output_queue_size': (1, INT32_MAX),
-    'max_reconnects': (0, INT64_MAX),
-    'ping_interval': (0.0, DAY_S),
-    'ping_timeout': (0.0, DAY_S),
-    'stall_timeout': (0.0, DAY_S),
-    'reconnect_backoff_initial': (0.01, DAY_S),
-    'reconnect_backoff_max': (0.01, DAY_S),
-    # recorder
-    'max_bagfile_size': (0, INT64_MAX),
-    'max_bagfile_duration': (0, INT64_MAX),
-    'metadata_version': (8, 9),
-    'discovery_period': (0.01, DAY_S),
-    'subscription_depth': (1, INT32_MAX),
-    'max_queue_bytes': (1, INT64_MAX),
-    'batch_max_messages': (1, INT32_MAX),
-    'batch_max_bytes': (1, INT64_MAX),
-    'batch_min_bytes': (1, INT64_MAX),
-    'batch_max_delay': (0.0, DAY_S),
-    'clip_before': (0.0, DAY_S),
-    'clip_after': (0.0, DAY_S),
-    'clip_buffer_bytes': (1, INT64_MAX),
-    # both
-    'diagnostics_period': (0.01, DAY_S),
-    'stats_log_period': (0.0, DAY_S),
-    'drain_timeout': (0.0, DAY_S),
-}
-"""Inclusive bounds of the numeric parameters of both nodes, by name."""
-
-NUMERIC_ALIASES: dict[str, dict[float, str]] = {
-    'sensr_version': {3.0: '3.0', 3.1: '3.1'},
-}
-"""String parameters that also accept these numbers (``-p sensr_version:=3.0``)."""
+    from sensr_bridge.nodes.params import Param
 
 _TYPE_NAMES = {
     Parameter.Type.BOOL: 'a boolean (true or false)',
@@ -106,64 +63,57 @@ class ParameterError(ConfigError):
         self.logger_name = logger_name
 
 
-def descriptor(name: str, default: Any, description: str, *,
-               read_only: bool = True) -> ParameterDescriptor:
+def descriptor(param: Param) -> ParameterDescriptor:
     """Return the descriptor of a parameter: description, read-only flag and range.
 
     Args:
-        name: Parameter name (its range is looked up in :data:`RANGES`).
-        default: Default value; its type is the parameter's type.
-        description: What the parameter does.
-        read_only: Whether it may not be changed after start.
+        param: The parameter.
 
     Returns:
         The descriptor.
 
     """
-    result = ParameterDescriptor(description=description, read_only=read_only)
-    bounds = RANGES.get(name)
-    if bounds is not None:
-        low, high = bounds
-        if isinstance(default, bool):
+    result = ParameterDescriptor(description=param.description, read_only=not param.writable)
+    if param.range is not None:
+        low, high = param.range
+        if isinstance(param.default, bool):
             pass
-        elif isinstance(default, int):
+        elif isinstance(param.default, int):
             result.integer_range = [IntegerRange(from_value=int(low), to_value=int(high))]
-        elif isinstance(default, float):
+        elif isinstance(param.default, float):
             result.floating_point_range = [FloatingPointRange(from_value=float(low),
                                                               to_value=float(high))]
     return result
 
 
-def declare_parameters(node: Node, table: Sequence[tuple[str, Any, str]], *,
-                       writable: Collection[str] = ()) -> None:
-    """Declare every ``(name, default, description)`` of ``table`` on ``node``.
+def declare_parameters(node: Node, table: Sequence[Param]) -> None:
+    """Declare every parameter of ``table`` on ``node``.
 
     Args:
         node: The node, inside its constructor.
-        table: The node's parameters.
-        writable: Names of the parameters that may be changed while the node runs; the
-            others are read-only.
+        table: The node's parameters (:mod:`sensr_bridge.nodes.params`).
 
     Raises:
         ParameterError: A value given for a parameter (command line, parameter file or
             overrides) has the wrong type or is out of range. The node is destroyed.
 
     """
-    for name, default, description in table:
-        desc = descriptor(name, default, description, read_only=name not in writable)
+    for param in table:
+        name, default = param.name, param.default
+        desc = descriptor(param)
         try:
             node.declare_parameter(name, default, desc)
         except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
             error: Exception = exc
             given = _given_value(node, name)
-            accepted = _coerced(name, default, given)
+            accepted = _coerced(param, given)
             if accepted is not None:
                 try:
                     node.declare_parameter(name, accepted, desc, ignore_override=True)
                     continue
                 except InvalidParameterValueException as out_of_range:
                     given, error = accepted, out_of_range
-            message = _explain(name, default, given, error)
+            message = _explain(param, given, error)
             logger = node.get_logger().name
             node.destroy_node()
             raise ParameterError(message, name, logger) from None
@@ -178,32 +128,43 @@ def _given_value(node: Node, name: str) -> Any:
         node.undeclare_parameter(name)
 
 
-def _coerced(name: str, default: Any, value: Any) -> str | float | None:
-    """Return what a number given for ``name`` stands for, or None if nothing.
+def _numeric_choices(param: Param) -> dict[float, str]:
+    """The numbers standing for choices that read as numbers (``sensr_version:=3.0``)."""
+    numbers = {}
+    for choice in param.choices:
+        try:
+            numbers[float(choice)] = choice
+        except ValueError:
+            continue
+    return numbers
 
-    The string of :data:`NUMERIC_ALIASES`, or the float of an integer given where a float
-    is expected.
+
+def _coerced(param: Param, value: Any) -> str | float | None:
+    """Return what a number given for ``param`` stands for, or None if nothing.
+
+    The choice it reads as, or the float of an integer given where a float is expected.
     """
-    if type(value) is int and type(default) is float:
+    if type(value) is int and type(param.default) is float:
         return float(value)
     if type(value) is not float:
         return None
-    return NUMERIC_ALIASES.get(name, {}).get(value)
+    return _numeric_choices(param).get(value)
 
 
-def _explain(name: str, default: Any, given: Any, exc: Exception) -> str:
+def _explain(param: Param, given: Any, exc: Exception) -> str:
     """Say in one line what is wrong with ``given``: its type or its range."""
-    expected = Parameter.Type.from_parameter_value(default)
+    name = param.name
+    expected = Parameter.Type.from_parameter_value(param.default)
     got = Parameter.Type.from_parameter_value(given)
     if got != expected:
         also = ''
-        if name in NUMERIC_ALIASES:
-            also = ' (or one of the numbers ' + ', '.join(
-                repr(v) for v in NUMERIC_ALIASES[name]) + ')'
+        numbers = _numeric_choices(param)
+        if numbers:
+            also = ' (or one of the numbers ' + ', '.join(repr(v) for v in numbers) + ')'
         return (f'parameter {name}: expected {_TYPE_NAMES.get(expected, expected.name)}'
                 f'{also}, got {given!r} ({_TYPE_NAMES.get(got, got.name)})')
-    if name not in RANGES:
+    if param.range is None:
         return f'parameter {name}: {given!r} was rejected: {exc}'
-    low, high = RANGES[name]
+    low, high = param.range
     bounds = f'>= {low!r}' if high in (INT32_MAX, INT64_MAX) else f'{low!r}..{high!r}'
     return f'parameter {name}: {given!r} is out of range (expected {bounds})'

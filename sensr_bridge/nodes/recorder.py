@@ -51,7 +51,7 @@ from sensr_bridge.bag.filters import MessageFilter, parse_intervals
 from sensr_bridge.bag.queue import BatchingWriter, QueueStats
 from sensr_bridge.convert import cdr
 from sensr_bridge.errors import BagError, ConfigError
-from sensr_bridge.nodes import diagnostics, recorder_options, recorder_topics
+from sensr_bridge.nodes import diagnostics, params, recorder_options, recorder_topics
 from sensr_bridge.nodes.lifecycle import GuardedLifecycleNode
 from sensr_bridge.nodes.recorder_clips import ClipSession
 from sensr_bridge.nodes.recorder_report import LossLog, bag_statuses, summary_line
@@ -62,69 +62,6 @@ try:  # Iron and newer
     from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
-
-PARAMETERS: list[tuple[str, Any, str]] = [
-    ('output_dir', 'bags', 'Directory in which bags are created.'),
-    ('bag_name', 'sensr_%Y%m%d_%H%M%S',
-     'Bag directory name; strftime fields are filled with the start time.'),
-    ('storage', 'sqlite3', "'sqlite3' or 'mcap'."),
-    ('writer_backend', 'auto',
-     "'auto' (rosbag2_py when importable), 'rosbag2_py', or 'python' (no ROS install needed)."),
-    ('storage_preset', '',
-     "sqlite3 pragma preset: '' (crash_safe), 'durable' (fsync per batch), 'resilient', ..."),
-    ('storage_config_file', '', 'rosbag2 storage config YAML (write: pragmas: [...]).'),
-    ('compression', 'none',
-     "mcap chunk compression: 'none', 'zstd' or 'lz4' (storage mcap only; both writers)."),
-    ('max_bagfile_size', 0, 'Split the bag when a file reaches this many bytes; 0 = never.'),
-    ('max_bagfile_duration', 0, 'Split the bag every this many seconds; 0 = never.'),
-    ('metadata_version', 9, 'metadata.yaml version: 9 (Jazzy, Kilted) or 8 (Humble reads it).'),
-    ('topics', [''], 'Topics to record (absolute names); [""] = use topic_regex.'),
-    ('topic_regex', '^/sensr/', 'Record every topic whose name matches (when topics is empty).'),
-    ('topic_intervals', [''],
-     "Keep at most one message per interval on the topics that match: 'REGEX=SECONDS' "
-     "entries, first match wins (e.g. ['/points$=1.0']: a cloud a second, other topics in "
-     "full); [''] = every message. The rest is counted as skipped_interval, not lost."),
-    ('skip_empty_clouds', False,
-     'Leave PointCloud2 messages without points out of the bag (counted as skipped_empty).'),
-    ('clip_mode', 'off',
-     "Event clips: 'off', 'with_bag' (clip bags next to the main bag) or 'only' (clip bags, "
-     'no main bag: for sites that cannot keep everything).'),
-    ('clip_before', 10.0, 'Seconds before an event that a clip holds (the ring buffer).'),
-    ('clip_after', 10.0,
-     'Seconds after an event that a clip records; a later event inside an open clip '
-     'extends it by as much.'),
-    ('clip_buffer_bytes', 2 << 30,
-     'Bound on the ring buffer (bytes); reached before clip_before seconds, the oldest '
-     'messages leave early (counted as ring_evicted_early).'),
-    ('clip_events', ['*'],
-     "Zone events that start a clip: 'TYPE', 'TYPE@ZONE_ID', '*' or '*@ZONE_ID' (TYPE: "
-     "ENTRY, EXIT, LOITERING, EXCEEDS_SPEED); [''] = none (~/snapshot only)."),
-    ('clip_event_topic', 'events',
-     "The bridge's zone events (std_msgs/String JSON), relative to the recorder's "
-     'namespace; it must be one of the recorded topics.'),
-    ('discovery_period', 0.5, 'Seconds between topic discovery passes.'),
-    ('subscription_depth', 50,
-     'History depth of the subscriptions: messages DDS keeps for a recorder that falls '
-     'behind; older ones are overwritten there and counted as lost (memory is only used '
-     'while behind).'),
-    ('max_queue_bytes', 1 << 30, 'Bytes of messages that may wait for the disk.'),
-    ('batch_max_messages', 16, 'Most messages per write transaction.'),
-    ('batch_max_bytes', 64 << 20, 'Most bytes per write transaction.'),
-    ('batch_min_bytes', 4 << 20,
-     'Queued bytes that start a write at once (a cloud does); smaller messages wait up to '
-     'batch_max_delay to share a transaction.'),
-    ('batch_max_delay', 0.1, 'Longest wait, seconds, for a batch to fill.'),
-    ('drop_policy', 'drop_oldest',
-     "When the queue is full: 'drop_oldest' (older messages at least as large as the new "
-     "one first: clouds go before events) or 'drop_newest'."),
-    ('drain_timeout', 3.0,
-     'Seconds allowed at shutdown for publishers to finish before the bag is closed.'),
-    ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.'),
-    ('stats_log_period', 10.0, 'Seconds between statistics log lines; 0 = off.'),
-    ('stats_file', '', 'Write the final statistics here as JSON when the bag closes; '
-     "'' = off."),
-    ('autostart', True, 'Configure and activate on start (run without a lifecycle manager).'),
-]
 
 # Types whose serialized form starts with a std_msgs/Header: their stamp gives the
 # end-to-end latency (stamp -> committed to disk).
@@ -160,9 +97,9 @@ class RecorderNode(GuardedLifecycleNode):
     cleanup and configure start a new bag.
     """
 
-    def __init__(self, node_name: str = 'sensr_recorder', **kwargs: Any) -> None:
+    def __init__(self, node_name: str = params.RECORDER_NAME, **kwargs: Any) -> None:
         """Declare parameters; nothing is opened before configure."""
-        super().__init__(node_name, PARAMETERS, **kwargs)
+        super().__init__(node_name, params.RECORDER, **kwargs)
         self._p: dict[str, Any] = {}
         self._writer: BatchingWriter | None = None
         self._recording = False
@@ -205,7 +142,7 @@ class RecorderNode(GuardedLifecycleNode):
             is not writable, or the bag already exists.
 
         """
-        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        p = {param.name: self.get_parameter(param.name).value for param in params.RECORDER}
         try:
             recorder_options.check(p)
             topics = [t for t in p['topics'] if t]

@@ -14,27 +14,19 @@ import time
 from typing import Any
 
 from sensr_bridge.bag import base as bag
-from sensr_bridge.bag.clips import CLIP_MODES
 from sensr_bridge.bag.queue import BatchingWriter
 from sensr_bridge.errors import ConfigError
+from sensr_bridge.nodes import params
 
 
 def check(p: dict[str, Any]) -> None:
     """Raise a ConfigError naming the parameter and its value when one is invalid."""
+    params.check_choices(params.RECORDER, p)
     checks = [
         (p['subscription_depth'] >= 1,
          f"subscription_depth must be >= 1, not {p['subscription_depth']!r}"),
-        (p['drop_policy'] in ('drop_oldest', 'drop_newest'),
-         f"drop_policy must be 'drop_oldest' or 'drop_newest', not {p['drop_policy']!r}"),
-        (p['storage'] in bag.STORAGE_IDS,
-         f"storage must be one of {', '.join(bag.STORAGE_IDS)}, not {p['storage']!r}"),
-        (p['writer_backend'] in ('auto', 'rosbag2_py', 'python'),
-         "writer_backend must be 'auto', 'rosbag2_py' or 'python', not "
-         f"{p['writer_backend']!r}"),
         (time.strftime(p['bag_name']).strip() not in ('', '.', '..'),
          f"bag_name {p['bag_name']!r} names no directory"),
-        (p['clip_mode'] in CLIP_MODES,
-         f"clip_mode must be one of {', '.join(CLIP_MODES)}, not {p['clip_mode']!r}"),
     ]
     for ok, text in checks:
         if not ok:

@@ -24,7 +24,7 @@ What runs before the first line of this module is Python's own start-up and the 
 script: a signal there (the first 20-100 ms, up to 0.5 s under load where the script
 looks its entry point up in the package metadata, as colcon's do) meets Python's
 defaults, except under the launch files' orphan guard
-(:func:`sensr_bridge.launching.plans.orphan_guard`), which starts these programs with
+(:func:`sensr_bridge.launching.guard.orphan_guard`), which starts these programs with
 both signals blocked.
 """
 
@@ -174,8 +174,8 @@ def record() -> int:
 
 
 def composed() -> int:
-    """``record.launch.py composed:=true``: :func:`sensr_bridge.launching.plans.main`."""
-    return run('sensr_bridge.launching.plans', 'publisher')
+    """``record.launch.py composed:=true``: :func:`sensr_bridge.nodes.composed.main`."""
+    return run('sensr_bridge.nodes.composed', 'publisher')
 
 
 def simulator() -> int:
