@@ -23,7 +23,7 @@ from sensr_bridge.bag.base import COMPRESSIONS, STORAGE_IDS
 from sensr_bridge.bag.clips import CLIP_MODES, parse_event_rules
 from sensr_bridge.bag.filters import parse_intervals
 from sensr_bridge.errors import ConfigError
-from sensr_bridge.sensr import decode, protocol
+from sensr_bridge.sensr import points, protocol
 
 DEFAULT_NAMESPACE = 'sensr'
 """Namespace of the nodes in the launch files, ``record`` and the composed process."""
@@ -122,9 +122,9 @@ BRIDGE: tuple[Param, ...] = (
           "'sensr': output topics stamped with OutputMessage.timestamp; 'receive': receive "
           'time. Clouds are always stamped with their receive time (PointResult has no '
           'timestamp).', choices=('sensr', 'receive')),
-    Param('cloud_mode', decode.MERGED,
+    Param('cloud_mode', points.MERGED,
           "'merged': one cloud per frame on points; 'per_type': points/ground, "
-          'points/background, points/raw.', choices=(decode.MERGED, decode.PER_TYPE)),
+          'points/background, points/raw.', choices=(points.MERGED, points.PER_TYPE)),
     Param('cloud_type_field', True, 'Add the uint8 per-point SENSR cloud type to merged '
           'clouds.'),
     Param('cloud_types', [0], 'SENSR cloud types to publish (1 ground, 2 background, 3 raw); '
