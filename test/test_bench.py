@@ -23,7 +23,8 @@ from sensr_bridge.bench.runs import (
     match_sends,
     percentiles,
 )
-from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.server import Simulator
 
 
 @pytest.fixture(scope='module')

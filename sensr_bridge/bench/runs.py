@@ -67,7 +67,8 @@ from sensr_bridge.bag.base import COMPRESSIONS
 from sensr_bridge.bag.factory import rosbag2_py_available
 from sensr_bridge.convert import cdr
 from sensr_bridge.process import environment, malloc, shm
-from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.server import Simulator
 
 SENSR_POINTS = 921_512
 # Bytes right after a cloud's header stamp (frame id, fields, first points): they tell which

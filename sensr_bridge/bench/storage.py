@@ -65,7 +65,7 @@ from sensr_bridge.bag.typedefs import typestore
 
 if TYPE_CHECKING:
     from sensr_bridge.bag.base import BagWriter
-    from sensr_bridge.sim.simulator import Simulator
+    from sensr_bridge.sim.server import Simulator
 
 SENSR_POINTS = 921_512
 CLOUD_TOPIC = '/sensr/points'
@@ -230,7 +230,8 @@ def run_benchmark(root: Path, count: int, batch: int, repeat: int,
 
 def simulator_clouds(points: int, frames: int) -> list[bytes]:
     """The clouds the bridge publishes for the simulator's first ``frames`` frames."""
-    from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+    from sensr_bridge.sim.config import SimulatorConfig
+    from sensr_bridge.sim.server import Simulator
 
     return decoded_clouds(Simulator(SimulatorConfig(points=points, frames_precomputed=frames)))
 
