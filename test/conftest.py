@@ -18,7 +18,8 @@ from rclpy.lifecycle import LifecycleNode
 
 from sensr_bridge.nodes.runtime import spin_until
 from sensr_bridge.process import environment, shm
-from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.server import Simulator
 
 # Large clouds need the shared-memory profile; a random domain keeps parallel runs apart.
 os.environ.update(environment.dds_environment())

@@ -19,7 +19,8 @@ from sensr_bridge.bench import storage as bench_storage
 from sensr_bridge.bench.clouds import ID_WINDOW, Expected, match_sends
 from sensr_bridge.bench.figures import percentiles
 from sensr_bridge.bench.report import markdown_table
-from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.server import Simulator
 
 
 @pytest.fixture(scope='module')

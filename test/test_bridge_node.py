@@ -18,7 +18,8 @@ from visualization_msgs.msg import MarkerArray
 from sensr_bridge.convert import cloud
 from sensr_bridge.nodes.bridge import BridgeNode
 from sensr_bridge.sensr import protocol
-from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.server import Simulator
 
 
 class Collector:

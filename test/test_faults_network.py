@@ -38,7 +38,9 @@ from sensor_msgs.msg import PointCloud2
 from sensr_bridge.nodes.bridge import BridgeNode
 from sensr_bridge.nodes.bridge_report import client_stats
 from sensr_bridge.sensr.connection import State
-from sensr_bridge.sim.simulator import INJECT_KINDS, Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.injection import INJECT_KINDS
+from sensr_bridge.sim.server import Simulator
 
 SMALL = {
     'output_port': 0, 'point_port': 0, 'rate_hz': 50.0, 'points': 20_000, 'objects': 5,

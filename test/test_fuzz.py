@@ -40,7 +40,8 @@ from sensr_bridge.convert import cloud
 from sensr_bridge.errors import DecodeError
 from sensr_bridge.sensr import points, protocol, wire
 from sensr_bridge.sensr.framing import ConnectionClosed, FrameReader, ProtocolError
-from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.server import Simulator
 
 EXAMPLES = int(os.environ.get('SENSR_FUZZ_EXAMPLES', '300'))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

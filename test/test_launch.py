@@ -834,7 +834,8 @@ def test_composed_process_records_every_frame(tmp_path):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+    from sensr_bridge.sim.config import SimulatorConfig
+    from sensr_bridge.sim.server import Simulator
 
     frames = 12
     params = tmp_path / 'params.yaml'

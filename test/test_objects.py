@@ -19,7 +19,8 @@ from std_msgs.msg import Header, String
 from sensr_bridge.convert import objects
 from sensr_bridge.nodes.bridge import BridgeNode
 from sensr_bridge.sensr import protocol
-from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.server import Simulator
 
 SMALL = {'output_port': 0, 'point_port': None, 'rate_hz': 20.0, 'points': 0, 'objects': 12,
          'object_points': 10, 'frames_precomputed': 4, 'start_after_clients': 1,

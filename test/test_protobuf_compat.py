@@ -26,7 +26,8 @@ import pytest
 from sensr_bridge.convert import cloud
 from sensr_bridge.errors import DecodeError
 from sensr_bridge.sensr import points, protocol, wire
-from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.frames import Frames
 
 OLDEST = '3.20'
 COMPAT_DIR = Path(os.environ.get('SENSR_BRIDGE_PROTOBUF_OLDEST',
@@ -41,16 +42,16 @@ def _sha(data: bytes | bytearray | memoryview) -> str:
     return hashlib.sha256(bytes(data)).hexdigest()[:20]
 
 
-def make_simulator() -> Simulator:
-    return Simulator(SimulatorConfig(output_port=0, point_port=0, points=2500, objects=3,
-                                     object_points=5, frames_precomputed=2, seed=7))
+def make_frames() -> Frames:
+    return Frames(SimulatorConfig(output_port=0, point_port=0, points=2500, objects=3,
+                                  object_points=5, frames_precomputed=2, seed=7))
 
 
-def simulator_frames(sim: Simulator) -> dict[str, list[bytes]]:
+def simulator_frames(frames: Frames) -> dict[str, list[bytes]]:
     """Frames of both ports, including ones the bridge must reject."""
-    points = [sim.expected_point_result(seq) for seq in range(3)]
-    outputs = [sim._stream_message(seq, seq % 2, _NOW_NS + seq) for seq in range(3)]
-    outputs += [sim._event_message(0, 0, _NOW_NS), sim._custom_message(5, _NOW_NS)]
+    points = [frames.point_result(seq) for seq in range(3)]
+    outputs = [frames.stream_message(seq, _NOW_NS + seq) for seq in range(3)]
+    outputs += [frames.event_message(0, _NOW_NS), frames.custom_message(5, _NOW_NS)]
     bare = protocol.PointResult.FromString(points[0])
     bare.ClearField('uid')
     # Wrong port (without and with a uid), truncated, empty.
@@ -118,7 +119,7 @@ def probe(frames: dict[str, list[bytes]]) -> dict:
 def report(frames_path: str) -> dict:
     given = json.loads(Path(frames_path).read_text(encoding='utf-8'))
     frames = {k: [base64.b64decode(f) for f in v] for k, v in given.items()}
-    own = simulator_frames(make_simulator())
+    own = simulator_frames(make_frames())
     return {'given': probe(frames), 'built': probe(own),
             'built_point_bytes': [_sha(f) for f in own['points']]}
 
@@ -127,7 +128,7 @@ def test_oldest_protobuf_runtime_decodes_like_the_current_one(tmp_path):
     if not (COMPAT_DIR / 'google' / 'protobuf').is_dir():
         pytest.skip(f'protobuf {OLDEST} is not installed in {COMPAT_DIR} '
                     '(scripts/bootstrap.sh installs it)')
-    frames = simulator_frames(make_simulator())
+    frames = simulator_frames(make_frames())
     frames_path = tmp_path / 'frames.json'
     frames_path.write_text(json.dumps({k: [base64.b64encode(f).decode() for f in v]
                                        for k, v in frames.items()}), encoding='utf-8')

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from pathlib import Path
@@ -18,13 +19,17 @@ import time
 
 from certs import make_certificates
 from google.protobuf.message import DecodeError as PbDecodeError
+from helpers import wait_until
 import numpy as np
+import psutil
 import pytest
 import websocket
 
 from sensr_bridge.errors import ConfigError, DecodeError, SimulatorError
 from sensr_bridge.sensr import protocol, wire
-from sensr_bridge.sim.simulator import INJECT_KINDS, Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.injection import INJECT_KINDS
+from sensr_bridge.sim.server import Simulator
 
 REPO = Path(__file__).resolve().parents[1]
 BINARY = websocket.ABNF.OPCODE_BINARY
@@ -663,13 +668,16 @@ def test_tls_bad_certificate_path(tmp_path):
 # --- command line ----------------------------------------------------------------------------
 
 
+CLI_ARGS = ('--output-port', '0', '--point-port', '0', '--points', '2000', '--objects', '3',
+            '--rate', '50')
+CLI_ENV = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [
+    str(REPO), os.environ.get('PYTHONPATH')]))}
+
+
 def run_cli(*args):
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [
-        str(REPO), os.environ.get('PYTHONPATH')]))}
-    return subprocess.Popen(
-        [sys.executable, '-m', 'sensr_bridge.sim', '--output-port', '0', '--point-port',
-         '0', '--points', '2000', '--objects', '3', '--rate', '50', *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen([sys.executable, '-m', 'sensr_bridge.sim', *CLI_ARGS, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=CLI_ENV)
 
 
 def ready_ports(proc):
@@ -721,6 +729,51 @@ def test_cli_rejects_bad_fault():
         proc.kill()
     assert proc.returncode == 2
     assert 'invalid fault' in err
+
+
+# A parent that starts the simulator as its child, as ``record --simulate`` does, says
+# which process the child is and waits to be killed.
+_PARENT = ('import os, subprocess, sys, time\n'
+           "child = subprocess.Popen([sys.executable, '-m', 'sensr_bridge.sim',\n"
+           "                          '--exit-with-parent', str(os.getpid()), *sys.argv[1:]])\n"
+           "print(f'child {child.pid}', flush=True)\n"
+           'time.sleep(120)\n')
+
+
+def test_cli_exit_with_parent_ends_when_the_parent_is_sigkilled():
+    parent = subprocess.Popen([sys.executable, '-c', _PARENT, *CLI_ARGS],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=CLI_ENV)
+    child = None
+    try:
+        lines = [parent.stdout.readline() for _ in range(2)]  # the child's pid, its ready
+        assert [line.split()[:1] for line in sorted(lines)] == [['child'], ['ready']], (
+            lines, parent.stderr.read() if parent.poll() is not None else '')
+        child = psutil.Process(int(sorted(lines)[0].split()[1]))
+        parent.kill()
+        parent.wait(TIMEOUT)
+
+        def child_gone():
+            try:
+                return child.status() == psutil.STATUS_ZOMBIE  # not reaped by init yet
+            except psutil.NoSuchProcess:
+                return True
+
+        assert wait_until(child_gone, TIMEOUT), 'the simulator outlived its parent'
+    finally:
+        parent.kill()
+        if child is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+
+def test_cli_exit_with_parent_exits_at_once_when_the_parent_is_gone():
+    proc = run_cli('--exit-with-parent', '1')  # its parent is this test, not process 1
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out, err) == (0, '', '')
 
 
 

@@ -27,7 +27,8 @@ import pytest
 
 from sensr_bridge.errors import DecodeError
 from sensr_bridge.sensr import protocol, wire
-from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.server import Simulator
 
 VARINT, FIXED64, LEN, START, END, FIXED32 = (wire.VARINT, wire.FIXED64, wire.LENGTH_DELIMITED,
                                              wire.START_GROUP, wire.END_GROUP, wire.FIXED32)

@@ -19,7 +19,8 @@ from sensr_bridge.bench.clouds import CLOUD_TOPIC, ID_WINDOW, Expected, match_se
 from sensr_bridge.bench.figures import per_frame, percentiles, rss_summary
 from sensr_bridge.bench.processes import Child, Monitor, free_port, ros_args, settle
 from sensr_bridge.bench.report import Run
-from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.server import Simulator
 
 
 def simulator(args: argparse.Namespace, rate: float, ports: tuple[int, int]) -> Simulator:

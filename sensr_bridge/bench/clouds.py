@@ -17,7 +17,7 @@ import zlib
 import numpy as np
 
 if TYPE_CHECKING:
-    from sensr_bridge.sim.simulator import Simulator
+    from sensr_bridge.sim.server import Simulator
 
 SENSR_POINTS = 921_512
 CLOUD_TOPIC = '/sensr/points'
@@ -62,7 +62,8 @@ def pointcloud2_cdr(points: int, stamp_ns: int = 0, seed: int = 0) -> bytes:
 
 def simulator_clouds(points: int, frames: int) -> list[bytes]:
     """The clouds the bridge publishes for the simulator's first ``frames`` frames."""
-    from sensr_bridge.sim.simulator import Simulator, SimulatorConfig
+    from sensr_bridge.sim.config import SimulatorConfig
+    from sensr_bridge.sim.server import Simulator
 
     return decoded_clouds(Simulator(SimulatorConfig(points=points, frames_precomputed=frames)))
 

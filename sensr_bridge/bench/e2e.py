@@ -24,7 +24,7 @@ from sensr_bridge.bench.processes import Child, Monitor, child_env, free_port, r
 from sensr_bridge.bench.recorder import writer_backend
 from sensr_bridge.bench.report import Run
 from sensr_bridge.bench.verify import SplitVerifier
-from sensr_bridge.sim.simulator import Simulator
+from sensr_bridge.sim.server import Simulator
 
 
 def run_e2e(args: argparse.Namespace, rate: float, run_dir: Path) -> Run:

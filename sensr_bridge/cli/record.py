@@ -17,10 +17,8 @@ if __name__ == '__main__':  # python -m: signals handled before the imports belo
     raise SystemExit(record())
 
 import argparse
-import contextlib
 import os
 from pathlib import Path
-import signal
 import subprocess
 import sys
 import time
@@ -103,39 +101,11 @@ def node_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return overrides
 
 
-_SIMULATOR_CHILD = ('import sys; from sensr_bridge.process.shutdown import run; '
-                    "sys.exit(run('sensr_bridge.cli.record', 'plain', 'simulator_child'))")
-
-
-def simulator_child(argv: list[str] | None = None) -> int:
-    """Run the simulator as a child that ends when this process dies, even by SIGKILL.
-
-    Args:
-        argv: The parent's process id, then the simulator's arguments
-            (default: ``sys.argv[1:]``).
-
-    Returns:
-        The simulator's exit status (0 at once if the parent is already gone).
-
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    parent, sim_args = int(argv[0]), argv[1:]
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        # PR_SET_PDEATHSIG. SIGKILL, not SIGTERM: nothing is left to flush for a dead
-        # parent, and the simulator's own signal handler can deadlock when signals nest.
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    if os.getppid() != parent:
-        return 0
-    from sensr_bridge.sim.simulator import main as simulator_main
-
-    return simulator_main(sim_args)
-
-
 def _start_simulator(args: argparse.Namespace) -> tuple[subprocess.Popen[str], int, int]:
-    cmd = [sys.executable, '-c', _SIMULATOR_CHILD, str(os.getpid()), '--output-port', '0',
-           '--point-port', '0', '--rate', str(args.rate), '--points', str(args.points),
+    # --exit-with-parent: the simulator ends with this process, even when it is SIGKILLed.
+    cmd = [sys.executable, '-m', 'sensr_bridge.sim', '--exit-with-parent', str(os.getpid()),
+           '--output-port', '0', '--point-port', '0', '--rate', str(args.rate),
+           '--points', str(args.points),
            # Frames start once the bridge has both ports: the bag then holds the first
            # frame on, with the zones SENSR sends with it (and then every 10 s only).
            '--wait-clients', '2']

@@ -179,5 +179,5 @@ def composed() -> int:
 
 
 def simulator() -> int:
-    """``simulator``: :func:`sensr_bridge.sim.simulator.main` (environment ``plain``)."""
-    return run('sensr_bridge.sim.simulator', 'plain')
+    """``simulator``: :func:`sensr_bridge.sim.cli.main` (environment ``plain``)."""
+    return run('sensr_bridge.sim.cli', 'plain')
