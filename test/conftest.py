@@ -9,7 +9,7 @@ import random
 import subprocess
 import threading
 
-from bag_helpers import POINTS, CloudCounter
+from bag_helpers import counting
 from hypothesis import settings
 import pytest
 import rclpy
@@ -125,12 +125,5 @@ def small_fs(tmp_path: Path):
 @pytest.fixture
 def counter():
     """Make CloudCounters (bag_helpers) of a topic; closed after the test."""
-    counters = []
-
-    def make(topic=POINTS):
-        counters.append(CloudCounter(topic))
-        return counters[-1]
-
-    yield make
-    for made in counters:
-        made.close()
+    with counting() as make:
+        yield make

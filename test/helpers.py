@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from types import ModuleType
 
 from google.protobuf.message import DecodeError as PbDecodeError
 import psutil
@@ -70,6 +71,24 @@ def needs(what: str, available: bool) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not available and not ROS_STACK_REQUIRED,
                               reason=f'{what} is not installed (it comes with a ROS 2 '
                                      'installation, e.g. ../shared/ros2v)')
+
+
+def require(module: str, mark: pytest.MarkDecorator) -> ModuleType:
+    """Import a part of a ROS 2 installation that a test module needs at its top.
+
+    Args:
+        module: The module to import (e.g. 'launch_testing').
+        mark: The ``needs`` mark of that part.
+
+    Returns:
+        The module. Where ``mark`` would skip tests, the whole test module is skipped
+        (with its reason) instead; under ``SENSR_ROS_STACK=required`` a missing module
+        fails its collection.
+
+    """
+    if mark.args[0]:
+        pytest.skip(mark.kwargs['reason'], allow_module_level=True)
+    return importlib.import_module(module)
 
 
 NEEDS_ROSBAG2_PY = needs('rosbag2_py', HAVE_ROSBAG2_PY)

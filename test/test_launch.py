@@ -9,8 +9,10 @@
   actions their plan maps onto, and their lifecycle handlers, driven with real
   ``StateTransition`` events carrying the state labels rclpy publishes (checked against
   a real rclpy lifecycle node below);
-- record.launch.py runs through the real ``LaunchService``; ``test_ros2_launch.py`` runs
-  both launch files with ``ros2 launch`` and stops them as Ctrl+C does.
+- record.launch.py runs through the real ``LaunchService``; the launch_testing modules
+  (``test_launch_record.py``, ``test_launch_bridge.py``, ``test_launch_failures.py``) run
+  both launch files against the simulator, and ``test_ros2_launch.py`` runs the user's
+  ``ros2 launch`` command and stops it as Ctrl+C does.
 """
 
 from __future__ import annotations

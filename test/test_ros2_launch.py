@@ -1,15 +1,21 @@
 # Copyright 2026 sensr_bridge developers
 # SPDX-License-Identifier: Apache-2.0
-"""The launch files for real: ``ros2 launch`` as a subprocess, stopped as Ctrl+C stops it.
+"""The user's command for real: ``ros2 launch`` as a subprocess, stopped as Ctrl+C stops it.
 
-Each run starts ``ros2 launch`` in a session of its own with a pseudo-terminal as stdin
-(so launch behaves as in a terminal: it leaves SIGINT to the terminal, which sends it to
-the whole foreground process group) and stops it with ``os.killpg(pgid, SIGINT)``. Every
-run must exit in time, without a traceback, and leave no process behind: every PID that
-was a child of the launch (and every process of its group) must be gone. Recordings are
-checked with the real ``ros2 bag info`` against the bridge's own count (its
-``stats_file``) and played back with ``ros2 bag play`` to a subscriber in this process.
-Waiting is done by polling a condition with a bound (log line, file, process state).
+``ros2 launch sensr_bridge record.launch.py simulate:=true`` (separate processes, sqlite3)
+runs in a session of its own with a pseudo-terminal as stdin (so launch behaves as in a
+terminal: it leaves SIGINT to the terminal, which sends it to the whole foreground
+process group) and is stopped with ``os.killpg(pgid, SIGINT)``. It must exit in time,
+without a traceback, and leave no process behind: every PID that was a child of the
+launch (and every process of its group) must be gone. The recording is checked with the
+real ``ros2 bag info`` against the bridge's own count (its ``stats_file``) and played
+back with ``ros2 bag play`` to a subscriber in this process. A second run is SIGKILLed:
+its processes must stop by themselves (the orphan guard). Waiting is done by polling a
+condition with a bound (log line, file, process state).
+
+Everything else the launch files do runs on launch_testing, in this process
+(test_launch_record.py, test_launch_bridge.py, test_launch_failures.py); a launch that
+has to die cannot run there.
 
 Needs launch, the ros2 CLI and sensr_bridge built and sourced (colcon build); skipped
 without them, never in CI's real-stack run (SENSR_ROS_STACK=required).
@@ -18,14 +24,22 @@ without them, never in CI's real-stack run (SENSR_ROS_STACK=required).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
 import subprocess
 import time
 
-from bag_helpers import POINTS, bag_info_count, play_and_count
+from bag_helpers import (
+    EXIT_TIMEOUT_S,
+    RECORD_S,
+    SIM_POINTS,
+    START_TIMEOUT_S,
+    ProcessTree,
+    assert_clean_output,
+    assert_recorded_every_cloud,
+    assert_start_order,
+)
 from helpers import NEEDS_INSTALLED_PACKAGE, NEEDS_LAUNCH, NEEDS_ROS2_CLI, free_ports, wait_until
 import psutil
 import pytest
@@ -37,10 +51,6 @@ from sensr_bridge.process import environment
 pytestmark = [NEEDS_LAUNCH, NEEDS_ROS2_CLI, NEEDS_INSTALLED_PACKAGE]
 
 NAMESPACE = plans.DEFAULT_NAMESPACE
-SIM_POINTS = '20000'  # 400 KB clouds: what is checked does not depend on their size
-RECORD_S = 8.0  # after the bridge connected (startup takes 3-10 s on a loaded machine)
-START_TIMEOUT_S = 60.0
-EXIT_TIMEOUT_S = 30.0  # less than the recorder's sigterm_timeout: no escalation allowed
 
 
 class Launch:
@@ -48,7 +58,6 @@ class Launch:
 
     def __init__(self, log, launch_file, *arguments):
         self.log = log
-        self.pids = set()
         master, slave = os.openpty()
         self._tty = master
         try:
@@ -60,16 +69,20 @@ class Launch:
         finally:
             os.close(slave)
         self.pgid = self.proc.pid  # session leader
+        self.processes = ProcessTree(group=self.pgid)
+
+    @property
+    def pids(self):
+        return self.processes.pids
 
     def output(self):
         return self.log.read_text(errors='replace')
 
     def track(self):
         """Remember every process below the launch (called while polling)."""
-        with contextlib.suppress(psutil.Error):
-            self.pids.update(p.pid for p in psutil.Process(self.proc.pid).children(recursive=True))
-        self.pids.update(int(pid) for pid in
-                         re.findall(r'process started with pid \[(\d+)\]', self.output()))
+        self.processes.track(self.proc.pid, *(
+            int(pid) for pid in re.findall(r'process started with pid \[(\d+)\]', self.output())))
+        self.pids.discard(self.proc.pid)
 
     def wait_for(self, condition, timeout, what):
         """Poll ``condition`` (bounded) while the launch runs; fail if it exits first."""
@@ -104,20 +117,7 @@ class Launch:
 
     def left_behind(self, timeout=5.0):
         """Processes of the run still alive after ``timeout`` (tracked PIDs and the group)."""
-        def alive():
-            found = []
-            for proc in psutil.process_iter(['pid', 'status', 'cmdline']):
-                try:
-                    in_group = os.getpgid(proc.pid) == self.pgid
-                except OSError:
-                    continue
-                if (in_group or proc.pid in self.pids) and proc.pid != self.proc.pid and \
-                        proc.info['status'] != psutil.STATUS_ZOMBIE:
-                    found.append(f"{proc.pid}: {' '.join(proc.info['cmdline'] or [])[:200]}")
-            return found
-
-        wait_until(lambda: not alive(), timeout)
-        return alive()
+        return self.processes.left_behind(timeout, exclude={self.proc.pid})
 
     def tail(self, chars=6000):
         return self.output()[-chars:]
@@ -150,26 +150,7 @@ def launch(tmp_path):
         run.close()
 
 
-def first_index(text, needle):
-    index = text.find(needle)
-    assert index >= 0, f'{needle!r} not in the output'
-    return index
-
-
-def assert_clean_exit(run, code, took):
-    out = run.output()
-    assert code == 0, f'exit {code}:\n{run.tail()}'
-    assert took < EXIT_TIMEOUT_S, took
-    for bad in ('Traceback', 'Caught exception', 'escalating to', 'Exception ignored'):
-        assert bad not in out, f'{bad!r} in the output:\n{out[-8000:]}'
-    assert not run.left_behind(), run.tail()
-
-
-# --- record.launch.py ------------------------------------------------------------------
-
-@pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
-@pytest.mark.parametrize('composed', ['false', 'true'], ids=['separate', 'composed'])
-def test_record_launch_records_every_cloud(launch, counter, tmp_path, composed, storage):
+def test_record_launch_records_every_cloud(launch, counter, tmp_path):
     """Simulator -> bridge -> recorder for ~10 s, Ctrl+C; the bag holds every cloud published."""
     stats = tmp_path / 'bridge_stats.json'
     params = tmp_path / 'params.yaml'
@@ -178,83 +159,19 @@ def test_record_launch_records_every_cloud(launch, counter, tmp_path, composed, 
     output_port, point_port = free_ports(2)
     run = launch('record.launch.py', 'simulate:=true', f'sim_points:={SIM_POINTS}',
                  f'output_port:={output_port}', f'point_port:={point_port}',
-                 f'output_dir:={tmp_path / "bags"}', f'storage:={storage}',
-                 f'composed:={composed}', f'params_file:={params}')
+                 f'output_dir:={tmp_path / "bags"}', 'storage:=sqlite3', 'composed:=false',
+                 f'params_file:={params}')
     run.wait_line('points: connected to ws://')
     run.run_for(RECORD_S)
     run.interrupt()
     code, took = run.wait_exit()
     out = run.output()
-    assert_clean_exit(run, code, took)
-    # Start order: recorder configured (bag open), bridge configured, recorder subscribed
-    # to the clouds, and only then the bridge connected to SENSR.
-    order = [first_index(out, line) for line in (
-        'recording to ', 'configured: SENSR', f'recording {POINTS} ', 'points: connected to')]
-    assert order == sorted(order), out[:6000]
-
-    published = json.loads(stats.read_text())['counters']['points_published']
-    assert published >= 20, published  # ~10 clouds/s once connected
-    bags = list((tmp_path / 'bags').glob('*/metadata.yaml'))
-    assert len(bags) == 1, bags
-    recorded, info = bag_info_count(bags[0].parent, POINTS)
-    assert recorded == published, info
-    assert f'Storage id:        {storage}' in info, info
-
-    received, play_out = play_and_count(bags[0].parent, recorded, counter)
-    assert received == recorded, play_out
-
-
-def test_record_launch_stops_when_the_recorder_cannot_configure(launch, tmp_path):
-    """output_dir is a file: configure fails; launch stops at once, says why, leaves nothing."""
-    not_a_dir = tmp_path / 'file'
-    not_a_dir.write_text('')
-    output_port, point_port = free_ports(2)
-    run = launch('record.launch.py', 'simulate:=true', f'sim_points:={SIM_POINTS}',
-                 f'output_port:={output_port}', f'point_port:={point_port}',
-                 f'output_dir:={not_a_dir}')
-    code, took = run.wait_exit(timeout=START_TIMEOUT_S)  # nobody stops it but itself
-    out = run.output()
-    assert code != 0, out
-    reasons = [line for line in out.splitlines()
-               if '[launch]' in line and 'sensr_recorder failed to configure' in line]
-    assert len(reasons) == 1, out
-    assert str(not_a_dir) in reasons[0] and 'File exists' in reasons[0], reasons
-    assert out.count('Caught exception') == 1, out  # the one line, nothing else failed
-    assert 'escalating to' not in out, out
-    assert not run.left_behind(), out
-
-
-# --- bridge.launch.py ------------------------------------------------------------------
-
-def test_bridge_launch_publishes_without_rviz2(launch, counter):
-    """The default (rviz auto) works where rviz2 is missing: one note, clouds, clean exit."""
-    sub = counter(POINTS)
-    have_rviz = plans.rviz_installed()
-    output_port, point_port = free_ports(2)
-    run = launch('bridge.launch.py', 'simulate:=true', f'sim_points:={SIM_POINTS}',
-                 f'output_port:={output_port}', f'point_port:={point_port}',
-                 *(['rviz:=false'] if have_rviz else []))  # no window in a test
-    run.wait_for(lambda: sub.count >= 10, START_TIMEOUT_S, '10 clouds')
-    run.interrupt()
-    code, took = run.wait_exit()
-    assert_clean_exit(run, code, took)
-    if not have_rviz:
-        notes = [line for line in run.output().splitlines() if 'RViz not started' in line]
-        assert len(notes) == 1, run.output()
-        assert 'rviz2 is not installed' in notes[0] and 'rviz2' in notes[0].split('install')[-1]
-
-
-def test_bridge_launch_rviz_true_without_rviz2_fails_before_starting(launch):
-    if plans.rviz_installed():
-        pytest.skip('rviz2 is installed here: rviz:=true would start it')
-    run = launch('bridge.launch.py', 'simulate:=true', 'rviz:=true')
-    code, _ = run.wait_exit(timeout=START_TIMEOUT_S)
-    out = run.output()
-    assert code != 0, out
-    errors = [line for line in out.splitlines() if '[ERROR]' in line]
-    assert len(errors) == 1 and 'rviz:=true, but rviz2 is not installed' in errors[0], out
-    assert 'process started' not in out, out
-    assert not run.left_behind(0.5), out
+    assert code == 0, f'exit {code}:\n{run.tail()}'
+    assert took < EXIT_TIMEOUT_S, took
+    assert_clean_output(out)
+    assert not run.left_behind(), run.tail()
+    assert_start_order(out)
+    assert_recorded_every_cloud(stats, tmp_path / 'bags', 'sqlite3', counter)
 
 
 def test_killed_launch_leaves_no_process(launch):
