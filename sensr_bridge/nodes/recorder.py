@@ -19,6 +19,12 @@ buffer of the last ``clip_before`` seconds (:mod:`sensr_bridge.bag.clips`); a ma
 zone event on ``clip_event_topic`` or a ``~/snapshot`` call writes a bag of its own, next
 to the main bag (or instead of it), from ``clip_before`` before to ``clip_after`` after.
 Intervals and empty-cloud skipping thin the main bag only: clips keep every message.
+
+Size: about 550 lines, because the node class is one lifecycle state machine whose
+callbacks share its state (subscriptions, writer, pause, clips); what needs no node
+state is in :mod:`~sensr_bridge.nodes.recorder_options`,
+:mod:`~sensr_bridge.nodes.recorder_topics`, :mod:`~sensr_bridge.nodes.recorder_clips` and
+:mod:`~sensr_bridge.nodes.recorder_report`.
 """
 
 from __future__ import annotations

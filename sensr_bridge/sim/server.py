@@ -13,11 +13,13 @@ The class is the public face of its collaborators and holds the serving part: it
 ports and clients (:mod:`sensr_bridge.sim.connection`), the frames' content
 (:class:`sensr_bridge.sim.frames.Frames`), the frame clock
 (:class:`sensr_bridge.sim.clock.FrameClock`) and the bad frames
-(:class:`sensr_bridge.sim.injection.BadFrames`). This module is a little over 500 lines
-because the class is the simulator's whole public interface (lifecycle, information and
-eleven fault-injection methods that tests, the benchmark and the command line call),
-each method documented where it is; what they do is delegated to the collaborators, and
-splitting the interface itself over modules would only scatter it.
+(:class:`sensr_bridge.sim.injection.BadFrames`).
+
+Size: a little over 500 lines, because the class is the simulator's whole public
+interface (lifecycle, information and eleven fault-injection methods that tests, the
+benchmark and the command line call), each method documented where it is; what they do
+is delegated to the collaborators, and splitting the interface over modules would only
+scatter it.
 
 Example::
 
