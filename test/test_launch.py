@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 
-from helpers import NEEDS_INSTALLED_PACKAGE, NEEDS_LAUNCH, free_ports, wait_until
+from helpers import NEEDS_LAUNCH, wait_until
 from lifecycle_msgs.msg import Transition
 import pytest
 import yaml
@@ -887,35 +887,3 @@ def test_composed_process_records_every_frame(tmp_path):
     topics = [f'/composed_test/points/{k}' for k in ('ground', 'background', 'raw')]
     assert {t: counts.get(t) for t in topics} == dict.fromkeys(topics, frames), out[-3000:]
     assert '/composed_test/points' not in counts
-
-
-# --- record.launch.py through the real LaunchService -----------------------------------
-
-@NEEDS_LAUNCH
-@pytest.mark.parametrize('composed', [
-    # launch_ros finds the node executables through the ament index
-    pytest.param('false', marks=NEEDS_INSTALLED_PACKAGE), 'true'])
-def test_record_launch_with_launch_service(tmp_path, composed):
-    from launch.actions import IncludeLaunchDescription, Shutdown, TimerAction
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
-
-    import launch
-
-    output_port, point_port = free_ports(2)
-    arguments = {'simulate': 'true', 'composed': composed, 'output_dir': str(tmp_path),
-                 'sim_points': '20000', 'sim_rate': '10', 'namespace': 'launch_service',
-                 'output_port': output_port, 'point_port': point_port}
-    service = launch.LaunchService()
-    service.include_launch_description(launch.LaunchDescription([
-        IncludeLaunchDescription(PythonLaunchDescriptionSource(str(RECORD_LAUNCH)),
-                                 launch_arguments=arguments.items()),
-        # Record for a while (launch's own timer), then shut down as launch does on an
-        # event: it sends SIGINT to every process itself.
-        TimerAction(period=12.0, actions=[Shutdown(reason='test done')]),
-    ]))
-    assert service.run() == 0
-    bags = list(tmp_path.glob('*/metadata.yaml'))
-    assert len(bags) == 1
-    counts = {t.name: t.count for t in summarize(bags[0].parent).topics}
-    assert counts.get('/launch_service/points', 0) > 0, counts
-    assert counts.get('/launch_service/output_raw', 0) > 0, counts
