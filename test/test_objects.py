@@ -20,6 +20,7 @@ from sensr_bridge.convert import objects
 from sensr_bridge.nodes.bridge import BridgeNode
 from sensr_bridge.sensr import protocol
 from sensr_bridge.sim.config import SimulatorConfig
+from sensr_bridge.sim.frames import Frames
 from sensr_bridge.sim.server import Simulator
 
 SMALL = {'output_port': 0, 'point_port': None, 'rate_hz': 20.0, 'points': 0, 'objects': 12,
@@ -400,21 +401,15 @@ BAD_STREAM.stream.objects.extend([o for objs in bad_objects().values() for o in 
 BAD_COUNTS = {reason: len(objs) for reason, objs in bad_objects().items()}
 
 
-class BadObjectSimulator(Simulator):
-    """The simulator, with the malformed objects of ``bad_objects`` in every frame.
-
-    Serialized messages concatenated merge: the frame's stream gains the objects.
-    """
-
-    def _stream_message(self, seq, slot, now_ns):
-        return super()._stream_message(seq, slot, now_ns) + BAD_STREAM.SerializeToString()
-
-
-def test_malformed_objects_are_counted_and_the_rest_still_published(ros):
+def test_malformed_objects_are_counted_and_the_rest_still_published(ros, monkeypatch):
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
+    # Every frame's stream gains the malformed objects (serialized messages concatenated merge).
+    plain = Frames.stream_message
+    monkeypatch.setattr(Frames, 'stream_message', lambda self, seq, now_ns: (
+        plain(self, seq, now_ns) + BAD_STREAM.SerializeToString()))
     config = SimulatorConfig(**{**SMALL, 'max_frames': FRAMES})
-    with BadObjectSimulator(config) as sim:
+    with Simulator(config) as sim:
         node, collector = run_bridge(ros, sim, [('/sensr/objects/json', String),
                                                 ('/diagnostics', DiagnosticArray)],
                                      diagnostics_period=0.1)
