@@ -126,3 +126,30 @@ def test_no_module_over_500_lines_without_a_reason_at_its_top():
                                          for line in doc.splitlines()):
             long.append(f'{module_name(path)}: {lines} lines')
     assert long == []
+
+
+def ros_free_test_modules() -> list[str]:
+    """The test modules ``scripts/test.sh`` runs with the first distro only."""
+    text = (PACKAGE.parent / 'scripts' / 'test.sh').read_text()
+    listing = text.split('ros_free=(', 1)[1].split(')', 1)[0]
+    return listing.split()
+
+
+def test_modules_run_with_one_distro_only_use_nothing_of_ros():
+    tests = PACKAGE.parent / 'test'
+    ros = ('rclpy', 'launch', 'launch_ros', 'launch_testing', 'rosbag2_py')
+    node_programs = ('sensr_bridge.nodes', 'sensr_bridge.cli.record', 'bridge_node',
+                     'recorder_node')
+    offenders = []
+    for module in ros_free_test_modules():
+        for node in ast.walk(ast.parse((tests / f'{module}.py').read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
+            top = [name.split('.')[0] for name in names]
+            offenders += [f'{module}: imports {name}' for name in top
+                          if name in ros or name.endswith(('_msgs', '_srvs'))]
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                offenders += [f'{module}: starts {p}' for p in node_programs
+                              if p in node.value and module != 'test_layout']
+    assert len(ros_free_test_modules()) > 5
+    assert offenders == []
