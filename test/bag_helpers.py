@@ -17,6 +17,7 @@ import struct
 import subprocess
 import threading
 import time
+import unittest
 
 from helpers import wait_until
 import psutil
@@ -285,6 +286,24 @@ class ProcessTree:
         """Processes still running after ``timeout`` seconds."""
         wait_until(lambda: not self.alive(exclude), timeout)
         return self.alive(exclude)
+
+
+class AfterLaunch(unittest.TestCase):
+    """Base of a launch test's post-shutdown tests (``@launch_testing.post_shutdown_test()``).
+
+    The watch is closed before them and the test's scratch directory (``tmp`` in the
+    test context, if any) removed after them. Subclass it as ``bag_helpers.AfterLaunch``:
+    a name imported into a test module would be collected as a test class of its own.
+    """
+
+    @classmethod
+    def setUpClass(cls, watch):
+        watch.close()
+
+    @classmethod
+    def tearDownClass(cls, tmp=None):
+        if tmp is not None:
+            tmp.cleanup()
 
 
 class LaunchWatch:

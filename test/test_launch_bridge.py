@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import unittest
 
+import bag_helpers
 from bag_helpers import POINTS, SIM_POINTS, START_TIMEOUT_S, LaunchWatch, counting
 from helpers import NEEDS_INSTALLED_PACKAGE, NEEDS_LAUNCH, free_ports, require
 import pytest
@@ -61,11 +62,7 @@ class TestPublishing(unittest.TestCase):
 
 
 @launch_testing.post_shutdown_test()
-class TestStopped(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls, watch):
-        watch.close()
+class TestStopped(bag_helpers.AfterLaunch):
 
     def test_stopped_cleanly(self, watch, proc_info):
         watch.assert_stopped_cleanly(proc_info)

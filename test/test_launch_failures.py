@@ -23,6 +23,7 @@ from pathlib import Path
 import tempfile
 import unittest
 
+import bag_helpers
 from bag_helpers import SIM_POINTS, START_TIMEOUT_S, LaunchWatch
 from helpers import NEEDS_INSTALLED_PACKAGE, NEEDS_LAUNCH, free_ports, require
 import pytest
@@ -97,15 +98,7 @@ class TestStopsByItself(unittest.TestCase):
 
 
 @launch_testing.post_shutdown_test()
-class TestStopped(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls, watch):
-        watch.close()
-
-    @classmethod
-    def tearDownClass(cls, tmp):
-        tmp.cleanup()
+class TestStopped(bag_helpers.AfterLaunch):
 
     def test_one_line_says_why(self, watch, failure, not_a_dir):
         reasons = [line for line in watch.lines if all(part in line for part in failure.selects)]

@@ -24,6 +24,7 @@ from pathlib import Path
 import tempfile
 import unittest
 
+import bag_helpers
 from bag_helpers import (
     RECORD_S,
     SIM_POINTS,
@@ -126,15 +127,7 @@ class TestRecording(unittest.TestCase):
 
 
 @launch_testing.post_shutdown_test()
-class TestRecorded(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls, watch):
-        watch.close()
-
-    @classmethod
-    def tearDownClass(cls, tmp):
-        tmp.cleanup()
+class TestRecorded(bag_helpers.AfterLaunch):
 
     def test_stopped_cleanly(self, watch, proc_info):
         watch.assert_stopped_cleanly(proc_info)

@@ -177,15 +177,7 @@ def run_crash(root: Path, sets: dict[str, list[Pragma]], *, runs: int, batch: in
 
 
 def format_crash_table(rows: list[dict[str, Any]]) -> str:
-    """Format crash rows as a text table.
-
-    Args:
-        rows: From ``run_crash``.
-
-    Returns:
-        The table and a note on what was not tested.
-
-    """
+    """Return ``run_crash`` rows as a text table, with a note on what was not tested."""
     lines = [f'{"case":<22} {"runs":>4} {"killed":>6} {"reindex":>7} {"check":>5} '
              f'{"kept":>4} {"late":>4} {"torn":>4} {"clean":>5} {"silent":>6}']
     lines += [f'{r["case"]:<22} {r["runs"]:4d} {r["killed"]:6d} '
