@@ -32,8 +32,8 @@ from std_msgs.msg import String
 from sensr_bridge.bag import base as bag
 from sensr_bridge.bag.factory import create_writer
 from sensr_bridge.nodes.bridge import BridgeNode
+from sensr_bridge.nodes.declaration import ParameterError
 from sensr_bridge.nodes.lifecycle import GuardedLifecycleNode
-from sensr_bridge.nodes.parameters import ParameterError
 from sensr_bridge.nodes.recorder import RecorderNode
 
 SUCCESS = TransitionCallbackReturn.SUCCESS

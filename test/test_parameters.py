@@ -18,7 +18,7 @@ from rclpy.parameter import Parameter
 
 from sensr_bridge.nodes import params
 from sensr_bridge.nodes.bridge import BridgeNode
-from sensr_bridge.nodes.parameters import ParameterError
+from sensr_bridge.nodes.declaration import ParameterError
 from sensr_bridge.nodes.recorder import RecorderNode
 
 TIMEOUT = 60

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 
-from sensr_bridge.nodes import diagnostics, parameters
+from sensr_bridge.nodes import declaration, diagnostics
 
 if TYPE_CHECKING:
     from sensr_bridge.nodes.params import Param
@@ -84,7 +84,7 @@ class GuardedLifecycleNode(LifecycleNode):
         self.callback_errors: Counter[str] = Counter()
         super().__init__(node_name, **kwargs)
         try:
-            parameters.declare_parameters(self, parameter_table)
+            declaration.declare_parameters(self, parameter_table)
         except BaseException:
             self.destroy_node()
             raise

@@ -3,7 +3,7 @@
 """The parameters of the bridge and the recorder: each declared once, here.
 
 Every entry of :data:`BRIDGE` and :data:`RECORDER` holds what every place that names the
-parameter needs: the nodes declare them (:func:`sensr_bridge.nodes.parameters.declare_parameters`:
+parameter needs: the nodes declare them (:func:`sensr_bridge.nodes.declaration.declare_parameters`:
 descriptor, range, read-only) and check their choices (:func:`check_choices`);
 ``scripts/gen_config.py`` writes ``config/bridge.yaml`` and ``config/recorder.yaml`` from
 them; :mod:`sensr_bridge.launching.arguments` declares a launch argument for each entry
