@@ -11,7 +11,8 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do distros+=("$1"); shift; done
 # every distro's venv has the same Python packages for them, so they run with the first
 # distro only (test/test_layout.py checks that they stay free of ROS).
 ros_free=(test_fuzz test_simulator test_wire test_bag_clips test_lint test_layout
-          test_mcap_file test_bag_queue test_protobuf_compat test_malloc test_bag_sqlite3)
+          test_mcap_file test_bag_queue test_protobuf_compat test_malloc test_bag_sqlite3
+          test_bag_compression test_bag_contract)
 status=0
 for distro in "${distros[@]}"; do
   echo "=== $distro ==="
