@@ -391,21 +391,8 @@ def bridge_plan(values: Mapping[str, str], *, python: str = sys.executable,
                 have_rviz: bool | None = None) -> Plan:
     """Plan ``bridge.launch.py``: the bridge alone (+ simulator, RViz where installed).
 
-    The bridge is a plain node that configures and activates itself.
-
-    Args:
-        values: Launch argument values by name (missing ones take their default).
-        python: Interpreter of the simulator process.
-        have_rviz: Whether rviz2 is installed (None: :func:`rviz_installed`, asked
-            only when RViz is wanted).
-
-    Returns:
-        What to start.
-
-    Raises:
-        ConfigError: An argument has an invalid value or names a missing file, or
-            rviz:=true without rviz2.
-
+    The bridge is a plain node that configures and activates itself. Arguments, result
+    and errors as for :func:`record_plan`.
     """
     common = _common(values, BRIDGE_ARGUMENTS, python)
     bridge = RosNode(BRIDGE_EXECUTABLE, BRIDGE_NAME,
